@@ -1,0 +1,10 @@
+"""synthmed: labelled synthetic medical-image datasets, with proof of what they are worth."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("synthmed")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.1.0"
+
+__all__ = ["__version__"]

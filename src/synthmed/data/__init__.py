@@ -1,0 +1,1 @@
+"""Data layer: readers by file ending, dataset descriptions, preprocessing, splits, phantoms."""
