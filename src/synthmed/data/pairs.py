@@ -1,0 +1,55 @@
+"""Image+label pairs as one tensor (Kossen et al. 2021).
+
+A pair GAN generates ``C_img + C_lbl`` channels in tanh range: image intensities in [0, 1]
+map to [-1, 1]; a label map with K classes becomes K-1 foreground channels at -1/+1
+(binary: one channel). Decoding thresholds the label channels: a pixel is foreground when its
+strongest label channel exceeds ``threshold`` (Kossen: 0.8 on the tanh range), and then takes
+that channel's class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def label_channels_for(num_classes: int) -> int:
+    """Foreground channels needed for a label map with ``num_classes`` values (incl. 0)."""
+    return max(1, num_classes - 1)
+
+
+def encode_pairs(images: np.ndarray, labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Stack images and one-hot foreground label channels into one tanh-range tensor.
+
+    Args:
+        images: (N, C, *spatial) float in [0, 1].
+        labels: (N, *spatial) integer class map, values 0..num_classes-1.
+        num_classes: number of label values including background.
+
+    Returns:
+        (N, C + max(1, num_classes - 1), *spatial) float32 in [-1, 1].
+    """
+    img = torch.as_tensor(images, dtype=torch.float32).clamp(0, 1) * 2 - 1
+    lbl = torch.as_tensor(labels, dtype=torch.long)
+    chans = [(lbl == k).float() * 2 - 1 for k in range(1, max(2, num_classes))]
+    return torch.cat([img, torch.stack(chans, dim=1)], dim=1)
+
+
+def decode_pairs(
+    pairs: torch.Tensor, image_channels: int, threshold: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split generated pairs into images in [0, 1] and integer label maps.
+
+    Args:
+        pairs: (N, C_img + C_lbl, *spatial) in [-1, 1].
+        image_channels: C_img.
+        threshold: tanh-range value a label channel must exceed to mark foreground.
+
+    Returns:
+        images (N, C_img, *spatial) float in [0, 1]; labels (N, *spatial) int64.
+    """
+    images = ((pairs[:, :image_channels] + 1) / 2).clamp(0, 1)
+    label_part = pairs[:, image_channels:]
+    best, index = label_part.max(dim=1)
+    labels = torch.where(best > threshold, index + 1, torch.zeros_like(index))
+    return images, labels.long()
