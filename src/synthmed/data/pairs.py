@@ -53,3 +53,24 @@ def decode_pairs(
     best, index = label_part.max(dim=1)
     labels = torch.where(best > threshold, index + 1, torch.zeros_like(index))
     return images, labels.long()
+
+
+def split_pairs(pairs: torch.Tensor, image_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image part, label part) of a pair tensor, both still in [-1, 1]."""
+    return pairs[:, :image_channels], pairs[:, image_channels:]
+
+
+def onehot_condition(label_part: torch.Tensor) -> torch.Tensor:
+    """Label channels in [-1, 1] -> one-hot map (N, K, *S) in {0, 1}, background first.
+
+    This is the input of label-map -> image translators (pix2pix, SPADE). Foreground channels
+    are taken at > 0; background is where no foreground channel is set.
+    """
+    fg = (label_part > 0).float()
+    background = (fg.sum(dim=1, keepdim=True) == 0).float()
+    return torch.cat([background, fg], dim=1)
+
+
+def labels_to_onehot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Integer label maps (N, *S) -> one-hot (N, num_classes, *S) float in {0, 1}."""
+    return torch.nn.functional.one_hot(labels.long(), num_classes).movedim(-1, 1).float()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from synthmed.models.base import GenerativeModel
 from synthmed.models.blocks import (
     batch_norm_layer,
     check_spatial_dims,
@@ -149,59 +150,21 @@ class PairCritic(nn.Module):
         return self.score(self.features(x).flatten(1)).squeeze(1)
 
 
-class GANModel(nn.Module):
-    """A generator/critic pair plus the metadata the trainer and sampler need.
+class GANModel(GenerativeModel):
+    """A pair generator/critic (kind ``pair``).
 
     Shapes:
         generate: z ``(N, latent_dim)`` -> ``(N, image_channels + label_channels, *spatial_size)``
         in [-1, 1]; channels ``[:image_channels]`` are the image, the rest the label map(s).
     """
 
-    def __init__(
-        self,
-        generator: nn.Module,
-        critic: nn.Module,
-        *,
-        latent_dim: int,
-        image_channels: int,
-        label_channels: int,
-        spatial_size: tuple[int, ...],
-        spatial_dims: int,
-    ) -> None:
-        super().__init__()
-        self.generator = generator
-        self.critic = critic
-        self.latent_dim = latent_dim
-        self.image_channels = image_channels
-        self.label_channels = label_channels
-        self.spatial_size = tuple(spatial_size)
-        self.spatial_dims = spatial_dims
-
-    def sample_latent(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """Draw ``(n, latent_dim)`` standard-normal latents.
-
-        The draw happens on the torch.Generator's device (CPU by default) and is then moved to
-        ``device`` (default: the model's device), so a seed gives the same z on CPU and GPU.
-        """
-        draw_device = generator.device if generator is not None else torch.device("cpu")
-        z = torch.randn(n, self.latent_dim, generator=generator, device=draw_device)
-        target = device if device is not None else next(self.generator.parameters()).device
-        return z.to(target)
+    kind = "pair"
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Map latents to image+label pairs (see class docstring for shapes)."""
         return self.generator(z)
 
     forward = generate
-
-    def split(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split generated pairs into ``(image, label)`` along the channel axis."""
-        return pairs[:, : self.image_channels], pairs[:, self.image_channels :]
 
 
 def _build_pair_wgan(

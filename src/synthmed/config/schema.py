@@ -1,0 +1,194 @@
+"""Run configuration: one pydantic model per stage, strict about unknown keys.
+
+A run is described by a YAML file (a preset named after a paper, a user file that names a preset
+and overrides parts of it, ``--set a.b=value`` overrides). The resolved config is saved in every
+run folder so any run can be repeated. Validation errors name the offending key
+(see :func:`synthmed.config.loading.load_run_config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class PhantomSpec(Strict):
+    """Built-in phantom data (``synthmed.data.phantoms``)."""
+
+    kind: str = "fundus"
+    n_patients: int = Field(24, ge=1)
+    images_per_patient: int = Field(1, ge=1)
+    size: int = Field(64, ge=16)
+    seed: int = 0
+
+
+class SourceConfig(Strict):
+    """Where labelled images come from.
+
+    kinds:
+      * ``phantom``: generated (``phantom`` spec).
+      * ``folders``: ``image_glob`` (+ ``label_glob``, ``mask_glob``) under ``root``; images and
+        labels are paired by the first group of ``id_regex`` applied to the file name.
+      * ``csv``: a manifest with columns ``image`` and optional ``label``, ``class``,
+        ``patient_id`` (paths relative to the CSV's folder or to ``root``).
+      * ``npz``: MedMNIST layout (``train_images``, ``train_labels``, ...), ``npz_splits`` taken.
+    """
+
+    kind: Literal["phantom", "folders", "csv", "npz"]
+    root: Path | None = None
+    image_glob: str | None = None
+    label_glob: str | None = None
+    mask_glob: str | None = None
+    id_regex: str = r"(\d+)"
+    patient_regex: str | None = None
+    csv: Path | None = None
+    npz: Path | None = None
+    npz_splits: list[str] = ["train", "val", "test"]
+    phantom: PhantomSpec | None = None
+    label_values: list[int] | None = None
+    class_names: list[str] | None = None
+    label_names: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> SourceConfig:
+        needed = {
+            "phantom": ["phantom"],
+            "folders": ["root", "image_glob"],
+            "csv": ["csv"],
+            "npz": ["npz"],
+        }[self.kind]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"kind '{self.kind}' needs: {', '.join(missing)}")
+        return self
+
+
+class PreprocessConfig(Strict):
+    """Per-image preprocessing applied before patches are cut.
+
+    ``normalize``: percentile (clip to ``percentiles`` then scale to [0, 1]), minmax ([0, 1]),
+    ct_window (``ct_window`` = [centre, width] in HU, then [0, 1]), zscore (mean 0, sd 1; not
+    usable for GAN training, which needs a bounded range), none.
+    """
+
+    channels: Literal["keep", "grey", "green", "first"] | list[int] = "keep"
+    normalize: Literal["percentile", "minmax", "zscore", "ct_window", "none"] = "percentile"
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    ct_window: tuple[float, float] | None = None
+    resize: list[int] | None = None
+    slice_axis: int | None = None
+    only_labelled_slices: bool = False
+    label_mode: Literal["binary", "multiclass"] = "binary"
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessConfig:
+        if self.normalize == "ct_window" and self.ct_window is None:
+            raise ValueError("normalize 'ct_window' needs ct_window: [centre, width]")
+        lo, hi = self.percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ValueError("percentiles must satisfy 0 <= low < high <= 100")
+        return self
+
+
+class PatchConfig(Strict):
+    """Training patches (Kossen 2021: half of them centred on label foreground)."""
+
+    size: int = Field(64, ge=8)
+    per_image: int = Field(64, ge=1)
+    foreground_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class SplitConfig(Strict):
+    """Patient-level split of the training source (the test source, if given, is kept whole)."""
+
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.25, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class DataConfig(Strict):
+    train: SourceConfig
+    test: SourceConfig | None = None
+    preprocess: PreprocessConfig = PreprocessConfig()
+    patches: PatchConfig | None = PatchConfig()
+    split: SplitConfig = SplitConfig()
+
+
+class ModelConfig(Strict):
+    """Generator/critic choice by registered name plus its size settings."""
+
+    name: str = "wgan_gp_sn"
+    latent_dim: int = Field(128, ge=1)
+    base_channels: int = Field(32, ge=1)
+    kernel_size: int = Field(5, ge=1)
+    spatial_dims: Literal[2, 3] = 2
+    options: dict[str, Any] = {}  # model-specific builder arguments (see the model's docstring)
+
+
+class TrainConfig(Strict):
+    """GAN optimisation (WGAN-GP defaults from Kossen 2021 / Gulrajani 2017)."""
+
+    method: str = "wgan_gp"
+    steps: int = Field(2000, ge=1, description="generator steps")
+    batch_size: int = Field(32, ge=1)
+    lr_g: float = Field(1e-4, gt=0)
+    lr_d: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.0, 0.9)
+    n_critic: int = Field(5, ge=1)
+    gp_lambda: float = Field(10.0, ge=0)
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    checkpoint_every: int = Field(500, ge=1)
+    sample_every: int = Field(500, ge=1)
+    log_every: int = Field(25, ge=1)
+
+
+class SampleConfig(Strict):
+    """Synthetic dataset export."""
+
+    n: int = Field(256, ge=1)
+    seed: int = 0
+    formats: list[Literal["png", "nifti"]] = ["png"]
+    label_threshold: float = Field(
+        0.0, ge=-1.0, le=1.0, description="on the tanh-range label channel"
+    )
+    batch_size: int = Field(64, ge=1)
+
+
+class UtilityConfig(Strict):
+    """Downstream U-Net trained on real or synthetic data and tested on the real test split."""
+
+    channels: list[int] = [16, 32, 64]
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    seeds: list[int] = [0]
+    val_every: int = Field(50, ge=1)
+    patch_size: int | None = None
+
+
+class EvaluateConfig(Strict):
+    utility: UtilityConfig = UtilityConfig()
+    n_synthetic: int | None = None
+
+
+class RunConfig(Strict):
+    """Everything one run needs; saved resolved as ``config.yaml`` in the run folder."""
+
+    name: str = "run"
+    preset: str | None = None
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    sample: SampleConfig = SampleConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()

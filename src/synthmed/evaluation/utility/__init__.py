@@ -1,0 +1,1 @@
+"""Downstream utility: train on real / synthetic, test on real."""

@@ -1,0 +1,86 @@
+"""Real training data as one in-memory tensor of image+label pairs.
+
+Keeping the whole (patch) set as one tensor avoids per-step file I/O (PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthmed.config.schema import DataConfig
+from synthmed.data.pairs import encode_pairs, label_channels_for
+from synthmed.data.patches import extract_patches
+from synthmed.data.pipeline import load_splits
+from synthmed.data.types import Item
+from synthmed.errors import InputError
+
+
+@dataclass
+class GanData:
+    """Pairs for GAN training plus what sampling needs to decode them."""
+
+    pairs: torch.Tensor  # (N, C_img + C_lbl, *spatial) in [-1, 1]
+    image_channels: int
+    num_classes: int  # label-map values incl. background
+    splits: dict[str, list[Item]]
+    classes: torch.Tensor | None = None  # (N,) image-level class of each row, when known
+    num_image_classes: int = 0
+
+    @property
+    def label_channels(self) -> int:
+        return self.pairs.shape[1] - self.image_channels
+
+    @property
+    def spatial_size(self) -> tuple[int, ...]:
+        return tuple(self.pairs.shape[2:])
+
+
+def count_classes(items: list[Item], label_mode: str) -> int:
+    """Number of label values incl. background (binary mode: always 2)."""
+    if label_mode == "binary":
+        return 2
+    top = max((int(it.label.max()) for it in items if it.label is not None), default=1)
+    return max(2, top + 1)
+
+
+def training_arrays(
+    items: list[Item], cfg: DataConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patches (or whole images), their label maps, and the item each row came from."""
+    unlabelled = [it.source for it in items if it.label is None]
+    if unlabelled:
+        raise InputError("pair GANs need a label map for every training image", unlabelled[0])
+    if cfg.patches is not None:
+        patch_set = extract_patches(items, cfg.patches, spatial_dims=items[0].spatial_dims)
+        return patch_set.images, patch_set.labels, np.asarray(patch_set.item_index)
+    shapes = {it.image.shape for it in items}
+    if len(shapes) != 1:
+        raise InputError(
+            f"images differ in shape {sorted(shapes)[:3]}: set data.preprocess.resize "
+            "or data.patches"
+        )
+    images = np.stack([it.image for it in items])
+    return images, np.stack([it.label for it in items]), np.arange(len(items))
+
+
+def row_classes(items: list[Item], item_index: np.ndarray) -> tuple[torch.Tensor | None, int]:
+    """Image-level class per training row when every item has one, and the class count."""
+    if not items or any(it.class_id is None for it in items):
+        return None, 0
+    per_item = np.array([int(it.class_id) for it in items])
+    return torch.as_tensor(per_item[item_index], dtype=torch.long), int(per_item.max()) + 1
+
+
+def prepare_gan_data(cfg: DataConfig, base_dir: Path | None = None) -> GanData:
+    splits = load_splits(cfg, base_dir)
+    train_items = splits["train"]
+    images, labels, item_index = training_arrays(train_items, cfg)
+    num_classes = count_classes(train_items, cfg.preprocess.label_mode)
+    pairs = encode_pairs(images, labels, num_classes)
+    assert pairs.shape[1] == images.shape[1] + label_channels_for(num_classes)
+    classes, num_image_classes = row_classes(train_items, item_index)
+    return GanData(pairs, int(images.shape[1]), num_classes, splits, classes, num_image_classes)

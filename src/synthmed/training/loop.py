@@ -1,0 +1,245 @@
+"""The one GAN training loop: device, precision, seeds, logging, sample grids, checkpoints.
+
+The method (``synthmed.training.methods``) decides what one step does; this module decides
+when to log, save and resume. Resuming from a checkpoint restores weights, optimiser moments
+and every RNG state, so on CPU the next step is bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthmed import __version__
+from synthmed.config.loading import config_hash, config_to_dict
+from synthmed.config.schema import RunConfig, TrainConfig
+from synthmed.data.pairs import decode_pairs
+from synthmed.errors import InputError
+from synthmed.models import MODELS
+from synthmed.progress import stage
+from synthmed.report.figures import pair_grid, save_png
+from synthmed.training.checkpoint import load_checkpoint, save_checkpoint
+from synthmed.training.data import GanData
+from synthmed.training.methods import METHODS, StepContext
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an explicit CUDA request without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device is '{name}' but CUDA is not available here")
+    return device
+
+
+def autocast_factory(device: torch.device, precision: str):
+    """bf16 autocast on CUDA only: this CPU has no bf16 units (100x slower, PERFORMANCE.md)."""
+    if precision == "bf16" and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16":
+        log.warning("precision bf16 requested on %s: training in fp32 instead", device)
+    return contextlib.nullcontext
+
+
+def model_kwargs(cfg: RunConfig, data: GanData) -> dict[str, Any]:
+    """Builder arguments: sizes from the data, widths from the config, plus model.options."""
+    m = cfg.model
+    kwargs = {
+        "image_channels": data.image_channels,
+        "label_channels": data.label_channels,
+        "spatial_size": list(data.spatial_size),
+        "spatial_dims": m.spatial_dims,
+        "latent_dim": m.latent_dim,
+        "base_channels": m.base_channels,
+        "kernel_size": m.kernel_size,
+    }
+    if data.num_image_classes:
+        kwargs["num_classes"] = data.num_image_classes
+    return {**kwargs, **m.options}
+
+
+def build_model(name: str, kwargs: dict[str, Any]) -> torch.nn.Module:
+    """Build a registered model; data-derived arguments it does not declare are left out
+    (``num_classes`` only reaches class-conditional builders)."""
+    try:
+        builder = MODELS.get(name)
+    except KeyError as exc:
+        raise InputError(f"model.name: {exc.args[0]}") from None
+    kw = dict(kwargs)
+    kw["spatial_size"] = tuple(kw["spatial_size"])
+    params = inspect.signature(builder).parameters
+    if "num_classes" in kw and "num_classes" not in params:
+        kw.pop("num_classes")
+    try:
+        return builder(**kw)
+    except TypeError as exc:  # an option the model does not know
+        raise InputError(f"model '{name}': {exc}") from None
+    except ValueError as exc:  # e.g. a patch size the architecture cannot produce
+        raise InputError(f"model '{name}' cannot be built for these data: {exc}") from None
+
+
+def make_optimizers(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
+    """Adam with fused kernels (+7-10% on CPU, more on GPU; PERFORMANCE.md)."""
+    fused = device.type in ("cpu", "cuda")
+    opt_g = torch.optim.Adam(model.generator.parameters(), cfg.lr_g, cfg.betas, fused=fused)
+    opt_d = torch.optim.Adam(model.critic.parameters(), cfg.lr_d, cfg.betas, fused=fused)
+    return opt_g, opt_d
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    seconds: float
+    checkpoint: Path
+    last_losses: dict[str, float]
+
+
+class _LossLog:
+    """CSV loss log whose columns are the method's loss names (fixed by the first row).
+
+    On resume, rows after the checkpoint's step are dropped first, so the log matches an
+    uninterrupted run.
+    """
+
+    def __init__(self, path: Path, resume_step: int) -> None:
+        self.path, self.rows, self.fields = path, [], None
+        if resume_step and path.is_file():
+            with path.open(newline="") as fh:
+                reader = csv.DictReader(fh)
+                self.fields = reader.fieldnames
+                self.rows = [r for r in reader if int(r["step"]) <= resume_step]
+        self.fh = path.open("w", newline="")
+        self.writer = None
+        if self.fields:
+            self._start(self.fields)
+
+    def _start(self, fields) -> None:
+        self.writer = csv.DictWriter(self.fh, fieldnames=list(fields), extrasaction="ignore")
+        self.writer.writeheader()
+        self.writer.writerows(self.rows)
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.writer is None:
+            self._start(["step", "seconds", *[k for k in row if k not in ("step", "seconds")]])
+        self.writer.writerow(row)
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _payload(ctx: StepContext, step: int, cfg: RunConfig, kwargs: dict, data: GanData) -> dict:
+    return {
+        "format": "synthmed-checkpoint-1",
+        "step": step,
+        "model_name": cfg.model.name,
+        "model_kwargs": kwargs,
+        "num_classes": data.num_classes,
+        "generator": ctx.model.generator.state_dict(),
+        "critic": ctx.model.critic.state_dict(),
+        "opt_g": ctx.opt_g.state_dict(),
+        "opt_d": ctx.opt_d.state_dict(),
+        "rng": ctx.rng.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "config": config_to_dict(cfg),
+        "config_hash": config_hash(cfg),
+        "synthmed_version": __version__,
+    }
+
+
+def _restore(ctx: StepContext, state: dict[str, Any]) -> int:
+    ctx.model.generator.load_state_dict(state["generator"])
+    ctx.model.critic.load_state_dict(state["critic"])
+    ctx.opt_g.load_state_dict(state["opt_g"])
+    ctx.opt_d.load_state_dict(state["opt_d"])
+    ctx.rng.set_state(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
+
+
+def _save(ctx: StepContext, run_dir: Path, step: int, cfg, kwargs, data, keep: bool) -> Path:
+    payload = _payload(ctx, step, cfg, kwargs, data)
+    last = save_checkpoint(run_dir / "checkpoints" / "last.pt", payload)
+    if keep:
+        save_checkpoint(run_dir / "checkpoints" / f"step_{step:07d}.pt", payload)
+    return last
+
+
+def _sample_grid(ctx: StepContext, data: GanData, z: torch.Tensor, path: Path) -> None:
+    gen = ctx.model.generator
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        pairs = gen(z.to(ctx.device)).float().cpu()
+    gen.train(was_training)
+    images, labels = decode_pairs(pairs, data.image_channels)
+    save_png(path, pair_grid(images.numpy(), labels.numpy(), ncol=8), min_size=512)
+
+
+def train_gan(
+    cfg: RunConfig, data: GanData, run_dir: Path, resume: bool = False, quiet: bool = False
+) -> TrainResult:
+    """Train ``cfg.model`` on ``data`` into ``run_dir`` (checkpoints/, samples/, train_log.csv)."""
+    tcfg = cfg.train
+    torch.manual_seed(tcfg.seed)
+    device = resolve_device(tcfg.device)
+    kwargs = model_kwargs(cfg, data)
+    model = build_model(cfg.model.name, kwargs).to(device)
+    opt_g, opt_d = make_optimizers(model, tcfg, device)
+    rng = torch.Generator().manual_seed(tcfg.seed)
+    ctx = StepContext(
+        model,
+        opt_g,
+        opt_d,
+        data.pairs.to(device),
+        rng,
+        tcfg,
+        device,
+        autocast_factory(device, tcfg.precision),
+        classes=None if data.classes is None else data.classes.to(device),
+        image_channels=data.image_channels,
+    )
+    try:
+        step_fn = METHODS.get(tcfg.method)
+    except KeyError as exc:
+        raise InputError(f"train.method: {exc.args[0]}") from None
+    start = 0
+    if resume:
+        start = _restore(ctx, load_checkpoint(run_dir / "checkpoints" / "last.pt", device))
+        log.info("resumed %s at step %d", run_dir, start)
+    fixed_z = torch.randn(
+        16, model.latent_dim, generator=torch.Generator().manual_seed(tcfg.seed + 1)
+    )
+    loss_log = _LossLog(run_dir / "train_log.csv", start)
+    t0, losses = time.perf_counter(), {}
+    try:
+        with stage(f"train {cfg.model.name}", tcfg.steps - start, quiet) as bar:
+            for step in range(start + 1, tcfg.steps + 1):
+                out = step_fn(ctx)
+                if step % tcfg.log_every == 0 or step == tcfg.steps:
+                    losses = {k: float(v) for k, v in out.items()}
+                    loss_log.write(
+                        {"step": step, "seconds": round(time.perf_counter() - t0, 2), **losses}
+                    )
+                    bar.advance(0, " ".join(f"{k}={v:.3g}" for k, v in list(losses.items())[:2]))
+                if step % tcfg.sample_every == 0 or step == tcfg.steps:
+                    _sample_grid(ctx, data, fixed_z, run_dir / "samples" / f"step_{step:07d}.png")
+                if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
+                    _save(ctx, run_dir, step, cfg, kwargs, data, keep=True)
+                bar.advance(1)
+        last = _save(ctx, run_dir, tcfg.steps, cfg, kwargs, data, keep=False)
+    finally:
+        loss_log.close()
+    return TrainResult(run_dir, tcfg.steps, time.perf_counter() - t0, last, losses)

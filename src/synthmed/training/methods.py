@@ -1,0 +1,90 @@
+"""GAN training methods as one-step functions (critic steps + a generator step).
+
+A method takes the models, optimisers, the real data tensor and a seeded ``torch.Generator``
+and returns detached loss tensors; the loop owns devices, logging and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from synthmed.config.schema import TrainConfig
+from synthmed.losses.adversarial import (
+    gradient_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+from synthmed.registry import Registry
+
+METHODS = Registry("training method")
+
+
+@dataclass
+class StepContext:
+    """What a method step needs; the data tensor already lives on ``device``."""
+
+    model: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data: torch.Tensor
+    rng: torch.Generator
+    cfg: TrainConfig
+    device: torch.device
+    autocast: Callable[[], object]
+    classes: torch.Tensor | None = None  # (N,) image-level class per row of data, if any
+    image_channels: int = 1  # data[:, :image_channels] is the image, the rest label channels
+
+
+def real_batch_indices(ctx: StepContext) -> torch.Tensor:
+    """Random row indices (drawn on CPU from the run's generator, so resume is exact)."""
+    idx = torch.randint(ctx.data.shape[0], (ctx.cfg.batch_size,), generator=ctx.rng)
+    return idx.to(ctx.data.device)
+
+
+def _real_batch(ctx: StepContext) -> torch.Tensor:
+    return ctx.data[real_batch_indices(ctx)]
+
+
+def latent(ctx: StepContext, n: int) -> torch.Tensor:
+    """Standard-normal latents drawn from the run's generator, moved to the device."""
+    return torch.randn(n, ctx.model.latent_dim, generator=ctx.rng).to(ctx.device)
+
+
+@METHODS.register("wgan_gp")
+def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
+    """One WGAN-GP generator step after ``n_critic`` critic steps (Gulrajani et al. 2017).
+
+    Spectral normalisation (Kossen's WGAN-GP-SN) lives in the critic, so the same step serves.
+    """
+    gen, critic, cfg = ctx.model.generator, ctx.model.critic, ctx.cfg
+    critic.requires_grad_(True)
+    for _ in range(cfg.n_critic):
+        real = _real_batch(ctx)
+        z = latent(ctx, real.shape[0])
+        alpha = torch.rand(real.shape[0], generator=ctx.rng).to(ctx.device)
+        with torch.no_grad(), ctx.autocast():
+            fake = gen(z).float()
+        with ctx.autocast():
+            real_scores, fake_scores = critic(real).float(), critic(fake).float()
+        loss_w = wasserstein_critic_loss(real_scores, fake_scores)
+        gp = gradient_penalty(critic, real, fake, alpha=alpha)  # fp32: the penalty is sensitive
+        ctx.opt_d.zero_grad(set_to_none=True)
+        (loss_w + cfg.gp_lambda * gp).backward()
+        ctx.opt_d.step()
+    critic.requires_grad_(False)  # no critic grads during the generator step (PERFORMANCE.md)
+    z = latent(ctx, cfg.batch_size)
+    with ctx.autocast():
+        loss_g = wasserstein_generator_loss(critic(gen(z)).float())
+    ctx.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    ctx.opt_g.step()
+    critic.requires_grad_(True)
+    return {
+        "loss_d": loss_w.detach(),
+        "gp": gp.detach(),
+        "wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
+        "loss_g": loss_g.detach(),
+    }

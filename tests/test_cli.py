@@ -1,0 +1,140 @@
+"""CLI: bad input ends in one line naming the file, exit code 2, nothing half-written."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from synthmed.cli import main
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["synthmed", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def folder_config(tmp_path: Path, **source) -> Path:
+    spec = {"kind": "folders", "root": str(tmp_path / "data"), "image_glob": "images/*.png",
+            "label_glob": "labels/*.png", "id_regex": r"case(\d+)", **source}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"preset": "demo", "name": "user", "data": {"train": spec}}))
+    return path
+
+
+def write_case(root: Path, i: int, image: np.ndarray, label: np.ndarray) -> None:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(root / "images" / f"case{i:02d}.png")
+    Image.fromarray(label).save(root / "labels" / f"case{i:02d}.png")
+
+
+def good_cases(root: Path, n: int = 6, size: int = 32) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        label = np.zeros((size, size), np.uint8)
+        label[8:16, 8:20] = 255
+        write_case(root, i, rng.integers(0, 255, (size, size), dtype=np.uint8), label)
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_help_lists_commands(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "--help")
+    assert code == 0
+    for cmd in ("demo", "train", "sample", "evaluate", "report"):
+        assert cmd in out
+
+
+def test_missing_config_file(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(tmp_path / "absent.yaml"))
+    assert_one_line_error(code, err, "absent.yaml", "not found")
+
+
+def test_unknown_config_key(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("preset: demo\nmodel: {nmae: x}\n")
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(path))
+    assert_one_line_error(code, err, "bad.yaml", "model.nmae")
+
+
+def test_empty_dataset(monkeypatch, capsys, tmp_path):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    cfg = folder_config(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(cfg), "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "images/*.png")
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_unreadable_image(monkeypatch, capsys, tmp_path):
+    good_cases(tmp_path / "data")
+    (tmp_path / "data" / "images" / "case03.png").write_bytes(b"not a png at all")
+    cfg = folder_config(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(cfg), "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "case03.png")
+
+
+def test_image_label_shape_mismatch(monkeypatch, capsys, tmp_path):
+    good_cases(tmp_path / "data")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "data" / "labels" / "case02.png")
+    cfg = folder_config(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(cfg), "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "case02.png", "shape")
+
+
+def test_label_values_outside_declared(monkeypatch, capsys, tmp_path):
+    good_cases(tmp_path / "data")
+    label = np.zeros((32, 32), np.uint8)
+    label[2:5, 2:5] = 7
+    Image.fromarray(label).save(tmp_path / "data" / "labels" / "case04.png")
+    cfg = folder_config(tmp_path, label_values=[0, 255])
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(cfg), "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "case04.png", "label_values")
+
+
+def test_sample_on_untrained_folder(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "sample", str(tmp_path), "--n", "3")
+    assert_one_line_error(code, err, str(tmp_path))
+
+
+def test_dry_run_prints_resolved_config(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "train", "--preset", "kossen2021-wgan-gp-sn",
+                           "--quick", "--dry-run", "--set", "train.steps=9")
+    assert code == 0
+    cfg = yaml.safe_load(out)
+    assert cfg["train"]["steps"] == 9 and cfg["model"]["name"] == "wgan_gp_sn"
+
+
+
+def test_demo_tiny_end_to_end(monkeypatch, capsys, tmp_path):
+    out_dir = tmp_path / "demo"
+    code, out, err = run_cli(monkeypatch, capsys, "demo", "--tiny", "--out", str(out_dir), "--quiet")
+    assert code == 0, err
+    assert "report:" in out and (out_dir / "report.html").is_file()
+    html = (out_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    import json
+
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    arms = metrics["utility"]["segmentation"]["arms"]
+    assert set(arms) == {"real", "synthetic"}
+    for vals in arms.values():
+        assert 0.0 <= vals["dice_mean"] <= 1.0
+    assert (out_dir / "synthetic" / "manifest.csv").is_file()
