@@ -97,7 +97,8 @@ def test_frechet_distance_is_nonnegative_and_symmetric(n, m, d, seed, shift):
     real, fake = gaussian(n, d, seed), gaussian(m, d, seed + 1, shift)
     forward, backward = frechet_distance(real, fake), frechet_distance(fake, real)
     assert forward >= 0
-    assert forward == pytest.approx(backward, rel=1e-7, abs=1e-9)
+    # rank-deficient covariances (n <= d) leave ~1e-7 relative round-off in the matrix sqrt
+    assert forward == pytest.approx(backward, rel=1e-5, abs=1e-7)
 
 
 def test_frechet_distance_rejects_bad_shapes():
