@@ -151,6 +151,7 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(500, ge=1)
     sample_every: int = Field(500, ge=1)
     log_every: int = Field(25, ge=1)
+    options: dict[str, Any] = {}  # method-specific settings (e.g. l1_weight for pix2pix)
 
 
 class SampleConfig(Strict):

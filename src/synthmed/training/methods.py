@@ -44,8 +44,15 @@ def real_batch_indices(ctx: StepContext) -> torch.Tensor:
     return idx.to(ctx.data.device)
 
 
+def model_rows(ctx: StepContext, rows: torch.Tensor) -> torch.Tensor:
+    """The part of the data a model generates: a mask GAN sees only the label channels."""
+    if getattr(ctx.model, "kind", "pair") == "mask":
+        return rows[:, ctx.image_channels :]
+    return rows
+
+
 def _real_batch(ctx: StepContext) -> torch.Tensor:
-    return ctx.data[real_batch_indices(ctx)]
+    return model_rows(ctx, ctx.data[real_batch_indices(ctx)])
 
 
 def latent(ctx: StepContext, n: int) -> torch.Tensor:
@@ -57,7 +64,8 @@ def latent(ctx: StepContext, n: int) -> torch.Tensor:
 def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """One WGAN-GP generator step after ``n_critic`` critic steps (Gulrajani et al. 2017).
 
-    Spectral normalisation (Kossen's WGAN-GP-SN) lives in the critic, so the same step serves.
+    Spectral normalisation (Kossen's WGAN-GP-SN) lives in the critic, so the same step serves;
+    so does a mask GAN (kind ``mask``), which sees only the label channels.
     """
     gen, critic, cfg = ctx.model.generator, ctx.model.critic, ctx.cfg
     critic.requires_grad_(True)
