@@ -35,3 +35,38 @@ __all__ = [
     "precision_recall_density_coverage",
     "sliced_wasserstein_distance",
 ]
+
+# Feature extractors, image-label agreement and the metrics.json fidelity section.
+from synthmed.evaluation.fidelity import agreement, extractors, suite  # noqa: E402
+from synthmed.evaluation.fidelity.agreement import (  # noqa: E402
+    compare_label_statistics,
+    image_label_agreement,
+    label_statistics,
+)
+from synthmed.evaluation.fidelity.extractors import (  # noqa: E402
+    EXTRACTORS,
+    EncoderExtractor,
+    FeatureExtractor,
+    ModuleExtractor,
+    PixelExtractor,
+    data_hash,
+    load_or_fit_encoder,
+)
+from synthmed.evaluation.fidelity.suite import fidelity_report  # noqa: E402
+
+__all__ += [
+    "EXTRACTORS",
+    "EncoderExtractor",
+    "FeatureExtractor",
+    "ModuleExtractor",
+    "PixelExtractor",
+    "agreement",
+    "compare_label_statistics",
+    "data_hash",
+    "extractors",
+    "fidelity_report",
+    "image_label_agreement",
+    "label_statistics",
+    "load_or_fit_encoder",
+    "suite",
+]

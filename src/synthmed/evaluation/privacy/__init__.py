@@ -47,3 +47,8 @@ __all__ = [
     "standardize_images",
     "tpr_at_fpr",
 ]
+
+# The metrics.json privacy section and the sampler's near-copy filter.
+from synthmed.evaluation.privacy.audit import near_copy_mask, privacy_audit  # noqa: E402
+
+__all__ += ["near_copy_mask", "privacy_audit"]

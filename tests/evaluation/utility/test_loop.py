@@ -1,0 +1,56 @@
+"""Model selection and early stopping of the shared training loop."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from synthmed.evaluation.utility.loop import FitOptions, fit
+
+
+def _toy() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return nn.Linear(3, 2), torch.rand(8, 3), torch.randint(0, 2, (8,))
+
+
+def _scripted(scores: list[float], seen: list[torch.Tensor]):
+    """A validation that returns the given scores in turn and records the weights it saw."""
+    it = iter(scores)
+
+    def validate(net: nn.Module) -> float:
+        seen.append(net.weight.detach().clone())
+        return next(it)
+
+    return validate
+
+
+def test_keeps_best_weights_and_stops_after_patience() -> None:
+    model, x, y = _toy()
+    seen: list[torch.Tensor] = []
+    validate = _scripted([0.1, 0.5, 0.4, 0.5, 0.3, 0.9], seen)
+    opts = FitOptions(steps=60, batch_size=4, lr=0.1, val_every=5, patience=3)
+    hist = fit(model, x, y, nn.CrossEntropyLoss(), validate, opts, torch.Generator().manual_seed(0))
+    # 0.5 at step 10 is not beaten by 0.4, 0.5 (ties do not count), 0.3 -> stop at step 25
+    assert hist["steps_run"] == 25 and hist["stopped_early"]
+    assert hist["best_step"] == 10 and hist["best_val"] == 0.5
+    assert len(seen) == 5 and torch.equal(model.weight, seen[1])
+    assert not torch.equal(seen[1], seen[-1])  # training did move the weights
+
+
+def test_nan_never_counts_as_improvement_and_none_disables_stopping() -> None:
+    model, x, y = _toy()
+    scores = [math.nan, 0.2, math.nan, math.nan]
+    opts = FitOptions(steps=8, batch_size=4, lr=0.1, val_every=2, patience=None)
+    hist = fit(model, x, y, nn.CrossEntropyLoss(), _scripted(scores, []), opts,
+               torch.Generator().manual_seed(0))  # fmt: skip
+    assert hist["steps_run"] == 8 and not hist["stopped_early"] and hist["best_step"] == 4
+
+
+def test_without_validation_all_steps_run_and_last_weights_stay() -> None:
+    model, x, y = _toy()
+    opts = FitOptions(steps=7, batch_size=4, lr=0.1, val_every=2, patience=1)
+    hist = fit(model, x, y, nn.CrossEntropyLoss(), None, opts, torch.Generator().manual_seed(0))
+    assert hist["steps_run"] == 7 and hist["val_curve"] == [] and math.isnan(hist["best_val"])
+    assert math.isfinite(hist["final_train_loss"])
