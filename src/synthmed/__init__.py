@@ -8,3 +8,13 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str):
+    """``synthmed.generate(name, n, seed)`` without importing torch on ``import synthmed``."""
+    if name == "generate":
+        from synthmed.hub import generate
+
+        globals()["generate"] = generate
+        return generate
+    raise AttributeError(f"module 'synthmed' has no attribute {name!r}")

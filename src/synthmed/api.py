@@ -118,21 +118,36 @@ def sample(
     device: str = "auto",
     quiet: bool = False,
 ) -> Path:
-    """Export a labelled synthetic dataset from a trained run (defaults from ``sample:``)."""
+    """Export a labelled synthetic dataset from a trained run (defaults from ``sample:``).
+
+    ``formats`` beyond png/nifti (nnunet, monai, npz, dicom) are written from the sampled
+    dataset into ``<out>/../export/<format>`` by :mod:`synthmed.export`.
+    """
     from synthmed.sampling.export import export_synthetic
 
     cfg = load_run_config(run_dir).sample
-    return export_synthetic(
+    formats = list(formats or cfg.formats)
+    base = [f for f in formats if f in ("png", "nifti")] or ["png"]
+    folder = export_synthetic(
         run_dir,
         out_dir=out,
         n=n if n is not None else cfg.n,
         seed=seed if seed is not None else cfg.seed,
-        formats=formats or list(cfg.formats),
+        formats=base,
         threshold=threshold if threshold is not None else cfg.label_threshold,
         batch_size=cfg.batch_size,
         device=device,
         quiet=quiet,
     )
+    extra = [f for f in formats if f not in ("png", "nifti")]
+    if extra:
+        from synthmed.export import export_dataset
+
+        for fmt in extra:
+            export_dataset(
+                folder, fmt, folder.parent / "export" / fmt, run_dir=Path(run_dir), quiet=quiet
+            )
+    return folder
 
 
 def evaluate(run_dir: str | Path, device: str = "auto", quiet: bool = False) -> dict:

@@ -80,7 +80,9 @@ def sample(
     run_dir: Path = typer.Argument(..., help="A trained run folder."),
     n: int = typer.Option(None, "--n", help="Number of samples (default: config sample.n)."),
     seed: int = typer.Option(None, help="First seed; sample i uses seed+i."),
-    format_: list[str] = typer.Option([], "--format", help="png and/or nifti (repeatable)."),
+    format_: list[str] = typer.Option(
+        [], "--format", help="png, nifti, nnunet, monai, npz, dicom (repeatable)."
+    ),
     out: Path = typer.Option(None, help="Dataset folder (default RUN_DIR/synthetic)."),
     threshold: float = typer.Option(None, help="Label-channel threshold on the tanh range."),
     device: str = DEVICE,
@@ -132,6 +134,11 @@ def presets() -> None:
 
     for name in list_presets():
         typer.echo(name)
+
+
+from synthmed.cli_share import register as _register_sharing  # noqa: E402
+
+_register_sharing(app)  # export, package, models list|show|generate
 
 
 def main() -> None:

@@ -159,7 +159,7 @@ class SampleConfig(Strict):
 
     n: int = Field(256, ge=1)
     seed: int = 0
-    formats: list[Literal["png", "nifti"]] = ["png"]
+    formats: list[Literal["png", "nifti", "nnunet", "monai", "npz", "dicom"]] = ["png"]
     label_threshold: float = Field(
         0.0, ge=-1.0, le=1.0, description="on the tanh-range label channel"
     )

@@ -29,6 +29,7 @@ from synthmed.report.figures import pair_grid, save_png
 from synthmed.training.checkpoint import load_checkpoint, save_checkpoint
 from synthmed.training.data import GanData
 from synthmed.training.methods import METHODS, StepContext
+from synthmed.training.tensorboard import TensorBoardLogger
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,9 @@ def _save(ctx: StepContext, run_dir: Path, step: int, cfg, kwargs, data, keep: b
     return last
 
 
-def _sample_grid(ctx: StepContext, data: GanData, z: torch.Tensor, path: Path) -> None:
+def _sample_grid(
+    ctx: StepContext, data: GanData, z: torch.Tensor, path: Path, tb=None, step=0
+) -> None:
     gen = ctx.model.generator
     was_training = gen.training
     gen.eval()
@@ -185,7 +188,10 @@ def _sample_grid(ctx: StepContext, data: GanData, z: torch.Tensor, path: Path) -
         pairs = gen(z.to(ctx.device)).float().cpu()
     gen.train(was_training)
     images, labels = decode_pairs(pairs, data.image_channels)
-    save_png(path, pair_grid(images.numpy(), labels.numpy(), ncol=8), min_size=512)
+    rgb = pair_grid(images.numpy(), labels.numpy(), ncol=8)
+    save_png(path, rgb, min_size=512)
+    if tb is not None:
+        tb.log_image("samples", step, rgb)
 
 
 def train_gan(
@@ -223,6 +229,7 @@ def train_gan(
         16, model.latent_dim, generator=torch.Generator().manual_seed(tcfg.seed + 1)
     )
     loss_log = _LossLog(run_dir / "train_log.csv", start)
+    tb = TensorBoardLogger(run_dir / "tensorboard")
     t0, losses = time.perf_counter(), {}
     try:
         with stage(f"train {cfg.model.name}", tcfg.steps - start, quiet) as bar:
@@ -230,16 +237,19 @@ def train_gan(
                 out = step_fn(ctx)
                 if step % tcfg.log_every == 0 or step == tcfg.steps:
                     losses = {k: float(v) for k, v in out.items()}
+                    tb.log_scalars(step, losses)
                     loss_log.write(
                         {"step": step, "seconds": round(time.perf_counter() - t0, 2), **losses}
                     )
                     bar.advance(0, " ".join(f"{k}={v:.3g}" for k, v in list(losses.items())[:2]))
                 if step % tcfg.sample_every == 0 or step == tcfg.steps:
-                    _sample_grid(ctx, data, fixed_z, run_dir / "samples" / f"step_{step:07d}.png")
+                    path = run_dir / "samples" / f"step_{step:07d}.png"
+                    _sample_grid(ctx, data, fixed_z, path, tb, step)
                 if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
                     _save(ctx, run_dir, step, cfg, kwargs, data, keep=True)
                 bar.advance(1)
         last = _save(ctx, run_dir, tcfg.steps, cfg, kwargs, data, keep=False)
     finally:
         loss_log.close()
+        tb.close()
     return TrainResult(run_dir, tcfg.steps, time.perf_counter() - t0, last, losses)

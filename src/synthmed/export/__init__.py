@@ -1,0 +1,108 @@
+"""synthmed.export: a synthetic dataset in the layout the user's tools expect.
+
+Formats are chosen by name from :data:`EXPORTERS`: ``nnunet`` (nnU-Net v2 raw dataset),
+``monai`` (NIfTI + Decathlon datalist), ``nifti``, ``png`` (8/16 bit), ``npz`` (MedMNIST
+layout) and ``dicom`` (Secondary Capture marked synthetic). Every export folder carries the
+provenance manifest (``manifest.csv`` + ``export.json``).
+
+Example:
+    >>> from synthmed.export import export_dataset
+    >>> export_dataset("runs/demo/synthetic", "nnunet", "nnUNet_raw")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthmed.atomic import atomic_dir
+from synthmed.errors import InputError
+
+# Imported explicitly (not discovered) so that every format registers on package import.
+from synthmed.export import dicom, monai_datalist, nifti, nnunet, npz, png
+from synthmed.export.core import (
+    EXPORTERS,
+    ExportInfo,
+    ExportJob,
+    run_export_info,
+    write_provenance,
+)
+from synthmed.progress import stage
+
+__all__ = [
+    "EXPORTERS",
+    "ExportInfo",
+    "ExportJob",
+    "dicom",
+    "export_dataset",
+    "formats",
+    "monai_datalist",
+    "nifti",
+    "nnunet",
+    "npz",
+    "png",
+    "run_export_info",
+]
+
+
+def formats() -> list[str]:
+    """Names accepted by ``--format``."""
+    return EXPORTERS.names()
+
+
+def _find_run(synthetic_dir: Path) -> Path | None:
+    """``RUN/synthetic`` belongs to ``RUN``: take label names and spacing from there."""
+    parent = synthetic_dir.resolve().parent
+    return parent if (parent / "config.yaml").is_file() else None
+
+
+def export_dataset(
+    synthetic_dir: str | Path,
+    fmt: str,
+    out_dir: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    name: str | None = None,
+    bits: int = 8,
+    spacing: tuple[float, ...] | list[float] | None = None,
+    info: ExportInfo | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Convert a synthetic dataset folder (``synthmed sample`` output) to format ``fmt``.
+
+    Args:
+        synthetic_dir: folder with ``images/``, ``labels/`` and ``manifest.csv``.
+        fmt: a name in :data:`EXPORTERS` (see :func:`formats`).
+        out_dir: export folder (``nnunet``: the nnU-Net raw folder that receives
+            ``DatasetNNN_Name/``, or that dataset folder itself).
+        run_dir: the run that made the data (label names, real-data spacing); default the
+            synthetic folder's parent when it is a run folder.
+        name: dataset name (``nnunet``: ``DatasetNNN_Name`` or a bare name -> id 500).
+        bits: 8 or 16 for integer formats (png, npz, dicom).
+        spacing: mm per spatial axis (array order); default: median of the real data, or 1.0.
+        info: label/channel names and spacing, instead of reading them from ``run_dir``.
+
+    Returns:
+        The folder written (atomically: it appears only when complete).
+    """
+    from synthmed.data.synthetic import read_manifest, read_synthetic_arrays
+
+    try:
+        exporter = EXPORTERS.get(fmt)
+    except KeyError as exc:
+        raise InputError(f"--format: {exc.args[0]}") from None
+    if bits not in (8, 16):
+        raise InputError(f"--bits must be 8 or 16, got {bits}")
+    synthetic_dir = Path(synthetic_dir)
+    rows = read_manifest(synthetic_dir)
+    images, labels = read_synthetic_arrays(synthetic_dir)
+    if info is None:
+        run = Path(run_dir) if run_dir is not None else _find_run(synthetic_dir)
+        info = run_export_info(run, images.shape[1], images.ndim - 2, int(labels.max()), spacing)
+    job = ExportJob(images, labels, rows, info, fmt.lower(), name, bits)
+    target = exporter.target(Path(out_dir), job)
+    job.name = name or target.name
+    with atomic_dir(target) as tmp, stage(f"export {job.fmt}", len(rows), quiet) as bar:
+        job.advance = bar.advance
+        outputs = exporter.write(job, tmp)
+        write_provenance(tmp, job, outputs)
+    return target
