@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 from PIL import Image
 
@@ -25,8 +24,14 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 
 def folder_config(tmp_path: Path, **source) -> Path:
-    spec = {"kind": "folders", "root": str(tmp_path / "data"), "image_glob": "images/*.png",
-            "label_glob": "labels/*.png", "id_regex": r"case(\d+)", **source}
+    spec = {
+        "kind": "folders",
+        "root": str(tmp_path / "data"),
+        "image_glob": "images/*.png",
+        "label_glob": "labels/*.png",
+        "id_regex": r"case(\d+)",
+        **source,
+    }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"preset": "demo", "name": "user", "data": {"train": spec}}))
     return path
@@ -115,17 +120,27 @@ def test_sample_on_untrained_folder(monkeypatch, capsys, tmp_path):
 
 
 def test_dry_run_prints_resolved_config(monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, "train", "--preset", "kossen2021-wgan-gp-sn",
-                           "--quick", "--dry-run", "--set", "train.steps=9")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "train",
+        "--preset",
+        "kossen2021-wgan-gp-sn",
+        "--quick",
+        "--dry-run",
+        "--set",
+        "train.steps=9",
+    )
     assert code == 0
     cfg = yaml.safe_load(out)
     assert cfg["train"]["steps"] == 9 and cfg["model"]["name"] == "wgan_gp_sn"
 
 
-
 def test_demo_tiny_end_to_end(monkeypatch, capsys, tmp_path):
     out_dir = tmp_path / "demo"
-    code, out, err = run_cli(monkeypatch, capsys, "demo", "--tiny", "--out", str(out_dir), "--quiet")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "demo", "--tiny", "--out", str(out_dir), "--quiet"
+    )
     assert code == 0, err
     assert "report:" in out and (out_dir / "report.html").is_file()
     html = (out_dir / "report.html").read_text()

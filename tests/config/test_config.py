@@ -69,4 +69,6 @@ def test_hash_and_yaml_round_trip():
     cfg = resolve_config(preset="demo")
     again = resolve_config(yaml.safe_load(dump_yaml(cfg)))
     assert config_hash(again) == config_hash(cfg)
-    assert config_hash(resolve_config(preset="demo", overrides=["train.seed=1"])) != config_hash(cfg)
+    assert config_hash(resolve_config(preset="demo", overrides=["train.seed=1"])) != config_hash(
+        cfg
+    )

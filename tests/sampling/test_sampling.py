@@ -11,7 +11,6 @@ from synthmed.data.synthetic import read_synthetic_arrays
 from synthmed.errors import InputError
 from synthmed.sampling.export import generate_pairs, load_generator
 from synthmed.training.checkpoint import file_sha256
-
 from tests.training.test_training import tiny_config
 
 
@@ -34,8 +33,15 @@ def test_same_seed_same_image_independent_of_batch(trained_run: Path):
 
 
 def test_export_png_and_nifti_with_manifest(trained_run: Path, tmp_path: Path):
-    out = api.sample(trained_run, n=5, seed=10, formats=["png", "nifti"], out=tmp_path / "syn",
-                     device="cpu", quiet=True)
+    out = api.sample(
+        trained_run,
+        n=5,
+        seed=10,
+        formats=["png", "nifti"],
+        out=tmp_path / "syn",
+        device="cpu",
+        quiet=True,
+    )
     with (out / "manifest.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["seed"]) for r in rows] == [10, 11, 12, 13, 14]
@@ -48,14 +54,16 @@ def test_export_png_and_nifti_with_manifest(trained_run: Path, tmp_path: Path):
         assert f"seed{int(row['seed']):08d}" in row["image_png"]
     png_images, png_labels = read_synthetic_arrays(out)
     assert png_images.shape == (5, 1, 16, 16) and png_labels.shape == (5, 16, 16)
-    again = api.sample(trained_run, n=5, seed=10, formats=["png"], out=tmp_path / "again",
-                       device="cpu", quiet=True)
+    again = api.sample(
+        trained_run, n=5, seed=10, formats=["png"], out=tmp_path / "again", device="cpu", quiet=True
+    )
     np.testing.assert_array_equal(read_synthetic_arrays(again)[0], png_images)
 
 
 def test_nifti_only_round_trip(trained_run: Path, tmp_path: Path):
-    out = api.sample(trained_run, n=2, formats=["nifti"], out=tmp_path / "nii", device="cpu",
-                     quiet=True)
+    out = api.sample(
+        trained_run, n=2, formats=["nifti"], out=tmp_path / "nii", device="cpu", quiet=True
+    )
     images, labels = read_synthetic_arrays(out)
     gen = load_generator(trained_run / "checkpoints" / "last.pt", device="cpu")
     ref_images, ref_labels = generate_pairs(gen, [0, 1])

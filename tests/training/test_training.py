@@ -34,8 +34,10 @@ def tiny_config(steps: int, **extra: str):
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(path)
-    return {**{f"g.{k}": v for k, v in state["generator"].items()},
-            **{f"d.{k}": v for k, v in state["critic"].items()}}
+    return {
+        **{f"g.{k}": v for k, v in state["generator"].items()},
+        **{f"d.{k}": v for k, v in state["critic"].items()},
+    }
 
 
 def test_two_steps_change_weights_and_log(tmp_path: Path):
@@ -47,11 +49,15 @@ def test_two_steps_change_weights_and_log(tmp_path: Path):
     after = weights(run / "checkpoints" / "last.pt")
     for prefix, net in (("g.", initial.generator), ("d.", initial.critic)):
         before = {f"{prefix}{k}": v for k, v in net.state_dict().items()}
-        changed = [k for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])]
+        changed = [
+            k for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])
+        ]
         assert changed, f"two steps must change the {prefix[0]} weights"
         assert all(torch.isfinite(after[k]).all() for k in before)
     assert (run / "config.yaml").is_file() and (run / "split.json").is_file()
-    assert (run / "samples" / "real.png").is_file() and (run / "samples" / "step_0000002.png").is_file()
+    assert (run / "samples" / "real.png").is_file() and (
+        run / "samples" / "step_0000002.png"
+    ).is_file()
     log_rows = (run / "train_log.csv").read_text().strip().splitlines()
     assert len(log_rows) == 1 + 2
     assert not list(run.rglob("*.tmp*")), "no temporary files may be left behind"
@@ -63,7 +69,10 @@ def test_resume_reproduces_next_step_exactly(tmp_path: Path):
     resumed = tmp_path / "resumed"
     api.train(tiny_config(2), resumed, quiet=True)
     api.train(tiny_config(3), resumed, resume=True, quiet=True)
-    a, b = weights(straight / "checkpoints" / "last.pt"), weights(resumed / "checkpoints" / "last.pt")
+    a, b = (
+        weights(straight / "checkpoints" / "last.pt"),
+        weights(resumed / "checkpoints" / "last.pt"),
+    )
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
