@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from synthmed.atomic import write_json, write_text
-from synthmed.config.loading import absolutize_paths, dump_yaml, resolve_config
+from synthmed.config.loading import absolutize_paths, dump_yaml, read_run_config, resolve_config
 from synthmed.config.schema import RunConfig
 from synthmed.errors import InputError
 
@@ -35,7 +34,9 @@ log = logging.getLogger(__name__)
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    last = run_dir / "checkpoints" / "last.pt"
+    from synthmed.training.checkpoint import find_last_checkpoint
+
+    last = find_last_checkpoint(run_dir) or run_dir / "checkpoints" / "last.pt"
     if resume and not last.is_file():
         raise InputError("--resume given but the run has no checkpoints/last.pt", run_dir)
     if not resume and last.is_file():
@@ -98,14 +99,63 @@ def train(
     data = prepare_gan_data(config.data)
     _write_data_artifacts(run_dir, data)
     log.info("training on %d pairs of shape %s", len(data.pairs), tuple(data.pairs.shape[1:]))
+    if config.mask_stage is not None:
+        _train_mask_stage(config, data, run_dir, resume, quiet)
+    if config.train.per_class:
+        return _train_per_class(config, data, run_dir, resume, quiet)
     return train_gan(config, data, run_dir, resume=resume, quiet=quiet)
 
 
+def _train_per_class(config: RunConfig, data, run_dir: Path, resume: bool, quiet: bool):
+    """Frid-Adar 2018: one generator per image-level class, each on that class's rows only."""
+    from dataclasses import replace
+
+    from synthmed.training.checkpoint import class_run_dir
+    from synthmed.training.loop import train_gan
+
+    if data.classes is None:
+        raise InputError("train.per_class needs an image-level class for every training image")
+    result = None
+    for k in range(data.num_image_classes):
+        rows = data.classes == k
+        if not bool(rows.any()):
+            raise InputError(f"train.per_class: class {k} has no training images")
+        subset = replace(data, pairs=data.pairs[rows], classes=None, num_image_classes=0)
+        class_dir = class_run_dir(run_dir, k)
+        class_dir.mkdir(parents=True, exist_ok=True)
+        resume_k = resume and (class_dir / "checkpoints" / "last.pt").is_file()
+        result = train_gan(config, subset, class_dir, resume=resume_k, quiet=quiet)
+    return result
+
+
+def _train_mask_stage(config: RunConfig, data, run_dir: Path, resume: bool, quiet: bool) -> None:
+    """Stage I of a cascade: the mask GAN learns the label maps of the same training data."""
+    from synthmed.sampling.conditions import MASK_STAGE
+    from synthmed.training.loop import train_gan
+
+    stage_cfg = config.model_copy(
+        update={
+            "model": config.mask_stage.model,
+            "train": config.mask_stage.train,
+            "mask_stage": None,
+            "name": f"{config.name}-{MASK_STAGE}",
+        }
+    )
+    stage_dir = run_dir / MASK_STAGE
+    stage_dir.mkdir(exist_ok=True)
+    write_text(stage_dir / "config.yaml", dump_yaml(stage_cfg))
+    done = (stage_dir / "checkpoints" / "last.pt").is_file()
+    if resume and done:
+        from synthmed.training.checkpoint import load_checkpoint
+
+        if load_checkpoint(stage_dir / "checkpoints" / "last.pt")["step"] >= stage_cfg.train.steps:
+            return
+    train_gan(stage_cfg, data, stage_dir, resume=resume and done, quiet=quiet)
+
+
 def load_run_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise InputError("no config.yaml: not a synthmed run folder", run_dir)
-    return resolve_config(yaml.safe_load(path.read_text()), source=str(path))
+    """The resolved config saved in a run folder."""
+    return read_run_config(run_dir)
 
 
 def sample(
@@ -117,8 +167,21 @@ def sample(
     threshold: float | None = None,
     device: str = "auto",
     quiet: bool = False,
+    label_source: str | None = None,
+    edit_lesions: bool | None = None,
+    lesion_sizes: list[int] | None = None,
+    lesion_centres: list[list[float]] | None = None,
+    exclude_near_copies: bool = False,
+    quantile: float | None = None,
 ) -> Path:
     """Export a labelled synthetic dataset from a trained run (defaults from ``sample:``).
+
+    ``exclude_near_copies`` drops samples closer to a training image than the ``quantile``
+    (default ``evaluate.near_copy_quantile``) of held-out real images; recorded in the manifest
+    and ``filtering.json`` (:func:`synthmed.evaluation.filtering.filter_near_copies`).
+
+    Translator runs take their label maps from ``label_source`` (auto: the mask stage when the
+    run has one, else the training label maps, optionally lesion-edited).
 
     ``formats`` beyond png/nifti (nnunet, monai, npz, dicom) are written from the sampled
     dataset into ``<out>/../export/<format>`` by :mod:`synthmed.export`.
@@ -138,7 +201,18 @@ def sample(
         batch_size=cfg.batch_size,
         device=device,
         quiet=quiet,
+        label_source=label_source or cfg.label_source,
+        edit_lesions=cfg.edit_lesions if edit_lesions is None else edit_lesions,
+        lesion_value=cfg.lesion_value,
+        lesion_sizes=lesion_sizes or cfg.lesion_sizes,
+        lesion_centres=lesion_centres or cfg.lesion_centres,
     )
+    if exclude_near_copies:
+        from synthmed.evaluation.filtering import filter_near_copies
+
+        if quantile is None:
+            quantile = load_run_config(run_dir).evaluate.near_copy_quantile
+        filter_near_copies(run_dir, folder, quantile)
     extra = [f for f in formats if f not in ("png", "nifti")]
     if extra:
         from synthmed.export import export_dataset
@@ -150,15 +224,27 @@ def sample(
     return folder
 
 
-def evaluate(run_dir: str | Path, device: str = "auto", quiet: bool = False) -> dict:
-    """Utility of the synthetic set: U-Nets trained on real vs synthetic, tested on real.
+def evaluate(
+    run_dir: str | Path,
+    device: str = "auto",
+    quiet: bool = False,
+    protocols: list[str] | None = None,
+    sizes: list[int | str] | None = None,
+    seeds: int | list[int] | None = None,
+    overrides: list[str] | None = None,
+) -> dict:
+    """Utility, fidelity and privacy of the run's synthetic set; writes ``metrics.json``.
 
-    Samples the run first when it has no ``synthetic/`` folder yet. Writes ``metrics.json``.
+    Samples the run first when it has no ``synthetic/`` folder yet. ``protocols`` (names or
+    ``all``), ``sizes`` (real patients, ints or ``all``), ``seeds`` (N -> seeds 0..N-1, or a
+    list) and ``overrides`` (``evaluate.*`` keys, e.g. ``evaluate.utility.steps=100``) replace
+    the run config's ``evaluate`` settings for this evaluation; metrics.json records them.
     """
-    from synthmed.evaluation.run import evaluate_run
+    from synthmed.evaluation.run import evaluate_run, with_evaluate_overrides
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    config = with_evaluate_overrides(config, protocols, sizes, seeds, overrides)
     synth_dir = run_dir / "synthetic"
     if not (synth_dir / "manifest.csv").is_file():
         n = config.evaluate.n_synthetic or config.sample.n

@@ -85,6 +85,24 @@ def sample(
     ),
     out: Path = typer.Option(None, help="Dataset folder (default RUN_DIR/synthetic)."),
     threshold: float = typer.Option(None, help="Label-channel threshold on the tanh range."),
+    label_source: str = typer.Option(
+        None, help="Translators: label maps from auto | cascade (mask stage) | train."
+    ),
+    lesion_size: list[int] = typer.Option(
+        [], "--lesion-size", help="label source 'cases': target lesion area in pixels (repeatable)."
+    ),
+    lesion_centre: list[str] = typer.Option(
+        [], "--lesion-centre", help="label source 'cases': lesion centre 'y,x' (repeatable)."
+    ),
+    edit_lesions: bool = typer.Option(
+        None, "--edit-lesions/--no-edit-lesions", help="Translators: random lesion edit per sample."
+    ),
+    exclude_near_copies: bool = typer.Option(
+        False, help="Drop samples that are near-copies of a training image (recorded in manifest)."
+    ),
+    quantile: float = typer.Option(
+        None, help="Near-copy threshold: this quantile of held-out distances (default 0.01)."
+    ),
     device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
@@ -100,28 +118,85 @@ def sample(
         threshold=threshold,
         device=device,
         quiet=quiet,
+        label_source=label_source,
+        edit_lesions=edit_lesions,
+        lesion_sizes=lesion_size or None,
+        lesion_centres=[_parse_centre(c) for c in lesion_centre] or None,
+        exclude_near_copies=exclude_near_copies,
+        quantile=quantile,
     )
     typer.echo(f"synthetic dataset: {folder} (manifest: {folder / 'manifest.csv'})")
+    if exclude_near_copies:
+        import json
+
+        info = json.loads((folder / "filtering.json").read_text())
+        typer.echo(
+            f"near-copy filter: dropped {info['n_dropped']} of {info['n_before']} "
+            f"(threshold {info['threshold']:.4g} = 1 - NCC, quantile {info['quantile']:g})"
+        )
+
+
+def _parse_centre(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--lesion-centre '{text}' must look like y,x (or z,y,x)") from None
 
 
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run folder."),
+    protocols: str = typer.Option(
+        None,
+        help="Comma list or 'all' (real, real+classic-aug, real+synthetic:1|2|5, synthetic-only, "
+        "pretrain-synthetic+finetune-real). Default: config (real,synthetic-only).",
+    ),
+    sizes: str = typer.Option(
+        None, help="Numbers of real training patients, e.g. 1,2,5,all. Default: config (all)."
+    ),
+    seeds: int = typer.Option(None, help="Seeds per cell: N runs seeds 0..N-1 (>= 3 to report)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override an evaluate.* key, e.g. --set evaluate.utility.steps=100."
+    ),
     device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
-    """U-Net on real vs on synthetic data, tested on the real test split -> metrics.json."""
+    """Utility (protocol x real patients x seed, tested on real), fidelity, privacy -> metrics.json."""
     from synthmed import api
 
-    metrics = api.evaluate(run_dir, device=device, quiet=quiet)
-    for arm, vals in metrics["utility"]["segmentation"]["arms"].items():
-        typer.echo(f"{arm:<9} Dice {vals['dice_mean']:.3f}  HD95 {vals['hd95_mean']:.2f}")
+    def split(text: str | None) -> list[str] | None:
+        return [p.strip() for p in text.split(",") if p.strip()] if text else None
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    metrics = api.evaluate(
+        run_dir,
+        device=device,
+        quiet=quiet,
+        protocols=split(protocols),
+        sizes=split(sizes),
+        seeds=seeds,
+        overrides=list(set_),
+    )
+    for task, section in metrics["utility"].items():
+        metric = section["metric"]
+        for entry in section["summary"][metric]:
+            typer.echo(
+                f"{task} {entry['protocol']:<34} n={entry['size']!s:<4} {metric} "
+                f"{fmt(entry['mean'])} [{fmt(entry['ci_low'])}, {fmt(entry['ci_high'])}] "
+                f"({entry['n']} seeds)"
+            )
+    privacy = metrics.get("privacy") or {}
+    if privacy:
+        px = privacy["pixel"]
+        typer.echo(f"near-copies: {px['n_flagged']} of {privacy['n']['synthetic']} synthetic")
     typer.echo(f"metrics: {Path(run_dir) / 'metrics.json'}")
 
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="An evaluated run folder.")) -> None:
-    """Write the self-contained HTML report of a run."""
+    """Write the self-contained HTML report (report.html) of an evaluated run."""
     from synthmed import api
 
     typer.echo(f"report: {api.report(run_dir)}")

@@ -191,3 +191,11 @@ def absolutize_paths(config: RunConfig, base_dir: Path | None) -> RunConfig:
         update={"train": fix(config.data.train), "test": fix(config.data.test)}
     )
     return config.model_copy(update={"data": data})
+
+
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The resolved config saved in a run folder (``config.yaml``)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise InputError("no config.yaml: not a synthmed run folder", run_dir)
+    return resolve_config(read_yaml(path), source=str(path))

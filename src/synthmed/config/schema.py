@@ -86,12 +86,16 @@ class PreprocessConfig(Strict):
     resize: list[int] | None = None
     slice_axis: int | None = None
     only_labelled_slices: bool = False
-    label_mode: Literal["binary", "multiclass"] = "binary"
+    label_mode: Literal["binary", "multiclass", "lesion"] = "binary"
+    lesion_value: int | None = None  # label value of the lesion (label_mode lesion, lesion_roi)
+    lesion_roi: int | None = None  # Frid-Adar 2018: square lesion-centred ROI of this size
 
     @model_validator(mode="after")
     def _check(self) -> PreprocessConfig:
         if self.normalize == "ct_window" and self.ct_window is None:
             raise ValueError("normalize 'ct_window' needs ct_window: [centre, width]")
+        if self.label_mode == "lesion" and self.lesion_value is None:
+            raise ValueError("label_mode 'lesion' needs lesion_value")
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise ValueError("percentiles must satisfy 0 <= low < high <= 100")
@@ -127,7 +131,7 @@ class ModelConfig(Strict):
     """Generator/critic choice by registered name plus its size settings."""
 
     name: str = "wgan_gp_sn"
-    latent_dim: int = Field(128, ge=1)
+    latent_dim: int = Field(128, ge=0)  # 0: no noise input (pix2pix, SPADE without z)
     base_channels: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     spatial_dims: Literal[2, 3] = 2
@@ -152,6 +156,7 @@ class TrainConfig(Strict):
     sample_every: int = Field(500, ge=1)
     log_every: int = Field(25, ge=1)
     options: dict[str, Any] = {}  # method-specific settings (e.g. l1_weight for pix2pix)
+    per_class: bool = False  # Frid-Adar 2018: one generator per image-level class
 
 
 class SampleConfig(Strict):
@@ -164,10 +169,22 @@ class SampleConfig(Strict):
         0.0, ge=-1.0, le=1.0, description="on the tanh-range label channel"
     )
     batch_size: int = Field(64, ge=1)
+    label_source: Literal["auto", "cascade", "train", "cases"] = "auto"  # translators only
+    edit_lesions: bool = False  # translators: random lesion edit per sample (Shin 2018)
+    lesion_value: int | None = None  # label value of the lesion (default: the highest)
+    lesion_sizes: list[int] | None = None  # label_source cases: target lesion areas, cycled
+    lesion_centres: list[list[float]] | None = None  # label_source cases: centres, cycled
 
 
 class UtilityConfig(Strict):
-    """Downstream U-Net trained on real or synthetic data and tested on the real test split."""
+    """Downstream U-Net (or CNN) trained under each protocol, tested on the real test split.
+
+    ``protocols``: names from ``synthmed.evaluation.utility.protocols`` (``real``,
+    ``real+classic-aug``, ``real+synthetic:R``, ``synthetic-only``,
+    ``pretrain-synthetic+finetune-real``) or ``all``. ``sizes``: numbers of real training
+    patients to sweep (``all`` = every one). The default (real and synthetic-only on all
+    patients) keeps ``synthmed demo`` cheap; ``synthmed evaluate --protocols all`` runs the rest.
+    """
 
     channels: list[int] = [16, 32, 64]
     steps: int = Field(400, ge=1)
@@ -176,11 +193,50 @@ class UtilityConfig(Strict):
     seeds: list[int] = [0]
     val_every: int = Field(50, ge=1)
     patch_size: int | None = None
+    protocols: list[str] = ["real", "synthetic-only"]
+    sizes: list[int | Literal["all"]] = ["all"]
+    patience: int = Field(5, ge=1, description="validations without improvement before stopping")
+
+    @model_validator(mode="after")
+    def _check_sweep(self) -> UtilityConfig:
+        if not self.protocols or not self.sizes or not self.seeds:
+            raise ValueError("protocols, sizes and seeds must not be empty")
+        if any(isinstance(s, int) and s < 1 for s in self.sizes):
+            raise ValueError("sizes are numbers of patients (>= 1) or 'all'")
+        return self
 
 
 class EvaluateConfig(Strict):
+    """What ``synthmed evaluate`` computes: utility always; fidelity and privacy on request.
+
+    ``extractor``: feature space of the fidelity metrics and the embedding privacy audit
+    (``encoder`` = autoencoder fitted on the real training split and cached in the run,
+    ``pixels``, or ``module`` = a network file at ``extractor_path``).
+    """
+
     utility: UtilityConfig = UtilityConfig()
     n_synthetic: int | None = None
+    fidelity: bool = True
+    privacy: bool = True
+    extractor: Literal["encoder", "pixels", "module"] = "encoder"
+    extractor_path: Path | None = None
+    encoder_steps: int = Field(300, ge=1)
+    near_copy_quantile: float = Field(0.01, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check_extractor(self) -> EvaluateConfig:
+        if self.extractor == "module" and self.extractor_path is None:
+            raise ValueError("extractor 'module' needs extractor_path (a .pt2 or TorchScript file)")
+        return self
+
+
+class StageConfig(Strict):
+    """A first stage trained before the main model on the same data (the mask GAN of a
+    cascade: Guibas 2017 stage I, Platscher 2021 lesion GAN); sampling then feeds its label
+    maps to the main model (a translator)."""
+
+    model: ModelConfig = ModelConfig(name="mask_gan")
+    train: TrainConfig = TrainConfig()
 
 
 class RunConfig(Strict):
@@ -193,3 +249,4 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     sample: SampleConfig = SampleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    mask_stage: StageConfig | None = None

@@ -14,22 +14,25 @@ import torch
 
 
 def label_channels_for(num_classes: int) -> int:
-    """Foreground channels needed for a label map with ``num_classes`` values (incl. 0)."""
-    return max(1, num_classes - 1)
+    """Foreground channels needed for a label map with ``num_classes`` values (incl. 0);
+    0 for image-only data (``num_classes`` 0)."""
+    return 0 if num_classes == 0 else max(1, num_classes - 1)
 
 
-def encode_pairs(images: np.ndarray, labels: np.ndarray, num_classes: int) -> torch.Tensor:
+def encode_pairs(images: np.ndarray, labels: np.ndarray | None, num_classes: int) -> torch.Tensor:
     """Stack images and one-hot foreground label channels into one tanh-range tensor.
 
     Args:
         images: (N, C, *spatial) float in [0, 1].
-        labels: (N, *spatial) integer class map, values 0..num_classes-1.
-        num_classes: number of label values including background.
+        labels: (N, *spatial) integer class map, values 0..num_classes-1, or None.
+        num_classes: number of label values including background (0: image-only).
 
     Returns:
         (N, C + max(1, num_classes - 1), *spatial) float32 in [-1, 1].
     """
     img = torch.as_tensor(images, dtype=torch.float32).clamp(0, 1) * 2 - 1
+    if labels is None or num_classes == 0:  # image-only data: no label channels
+        return img
     lbl = torch.as_tensor(labels, dtype=torch.long)
     chans = [(lbl == k).float() * 2 - 1 for k in range(1, max(2, num_classes))]
     return torch.cat([img, torch.stack(chans, dim=1)], dim=1)
@@ -50,6 +53,10 @@ def decode_pairs(
     """
     images = ((pairs[:, :image_channels] + 1) / 2).clamp(0, 1)
     label_part = pairs[:, image_channels:]
+    if label_part.shape[1] == 0:  # image-only data (e.g. classification ROIs): all background
+        return images, torch.zeros(
+            (pairs.shape[0], *pairs.shape[2:]), dtype=torch.long, device=pairs.device
+        )
     best, index = label_part.max(dim=1)
     labels = torch.where(best > threshold, index + 1, torch.zeros_like(index))
     return images, labels.long()

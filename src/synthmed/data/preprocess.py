@@ -283,10 +283,21 @@ def _preprocess_one(item: Item, cfg: PreprocessConfig) -> list[Item]:
     for piece in pieces:
         if cfg.resize:
             piece = resize_item(piece, cfg.resize)
-        if cfg.label_mode == "binary" and piece.label is not None:
-            piece = piece.with_(label=(piece.label > 0).astype(np.uint8))
+        if cfg.lesion_roi:
+            piece = lesion_roi_crop(piece, cfg.lesion_roi, cfg.lesion_value)
+        if piece.label is not None:
+            piece = piece.with_(label=_apply_label_mode(piece.label, cfg))
         out.append(piece)
     return out
+
+
+def _apply_label_mode(label: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """binary: any foreground -> 1; lesion: only ``lesion_value`` -> 1; multiclass: as is."""
+    if cfg.label_mode == "binary":
+        return (label > 0).astype(np.uint8)
+    if cfg.label_mode == "lesion":
+        return (label == cfg.lesion_value).astype(np.uint8)
+    return label
 
 
 def preprocess_items(items: Sequence[Item], cfg: PreprocessConfig) -> list[Item]:

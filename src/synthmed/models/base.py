@@ -77,3 +77,45 @@ class GenerativeModel(nn.Module):
     def split(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split pairs into ``(image, label)`` along the channel axis."""
         return pairs[:, : self.image_channels], pairs[:, self.image_channels :]
+
+
+def synthesize_pairs(
+    model: GenerativeModel,
+    z: torch.Tensor | None = None,
+    classes: torch.Tensor | None = None,
+    condition: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Drive any model kind and return samples in the common pair layout.
+
+    Output: ``(N, image_channels + label_channels, *S)`` in [-1, 1], so one decoder
+    (``synthmed.data.pairs.decode_pairs``) serves every kind:
+
+    * ``pair``: ``generator(z)``.
+    * ``class_pair``: ``generator(z, classes)``.
+    * ``translator``: the generated image next to the label channels of ``condition``
+      (one-hot, background first): the label map that made the image is its label.
+    * ``mask``: the generated label channels next to a black (-1) image.
+
+    Args:
+        z: (N, latent_dim) latents (not needed by translators without noise input).
+        classes: (N,) long, for ``class_pair``.
+        condition: (N, K, *S) one-hot label maps in {0, 1}, for ``translator``.
+    """
+    gen = model.generator
+    if model.kind == "pair":
+        return gen(z)
+    if model.kind == "class_pair":
+        if classes is None:
+            raise ValueError("a class-conditional model needs classes")
+        return gen(z, classes)
+    if model.kind == "translator":
+        if condition is None:
+            raise ValueError("a translator needs a label-map condition")
+        image = gen(condition, z) if model.latent_dim else gen(condition)
+        label_part = condition[:, 1:] * 2 - 1
+        return torch.cat([image, label_part.to(image.dtype)], dim=1)
+    if model.kind == "mask":
+        labels = gen(z)
+        shape = (labels.shape[0], model.image_channels, *labels.shape[2:])
+        return torch.cat([labels.new_full(shape, -1.0), labels], dim=1)
+    raise ValueError(f"unknown model kind '{model.kind}'")

@@ -194,48 +194,16 @@ def _build_pair_wgan(
 
 
 @MODELS.register("wgan_gp")
-def build_wgan_gp(
-    *,
-    image_channels: int,
-    label_channels: int,
-    spatial_size: tuple[int, ...],
-    spatial_dims: int = 2,
-    latent_dim: int = 128,
-    base_channels: int = 64,
-    kernel_size: int = 5,
-) -> GANModel:
-    """WGAN-GP pair GAN (Kossen et al. 2021; Gulrajani et al. 2017), plain critic."""
-    return _build_pair_wgan(
-        False,
-        image_channels=image_channels,
-        label_channels=label_channels,
-        spatial_size=spatial_size,
-        spatial_dims=spatial_dims,
-        latent_dim=latent_dim,
-        base_channels=base_channels,
-        kernel_size=kernel_size,
-    )
+def build_wgan_gp(**kwargs) -> GANModel:
+    """WGAN-GP pair GAN (Kossen et al. 2021; Gulrajani et al. 2017), plain critic.
+
+    Keyword arguments as :func:`_build_pair_wgan` (image_channels, label_channels,
+    spatial_size, spatial_dims, latent_dim, base_channels, kernel_size).
+    """
+    return _build_pair_wgan(False, **kwargs)
 
 
 @MODELS.register("wgan_gp_sn")
-def build_wgan_gp_sn(
-    *,
-    image_channels: int,
-    label_channels: int,
-    spatial_size: tuple[int, ...],
-    spatial_dims: int = 2,
-    latent_dim: int = 128,
-    base_channels: int = 64,
-    kernel_size: int = 5,
-) -> GANModel:
+def build_wgan_gp_sn(**kwargs) -> GANModel:
     """WGAN-GP pair GAN with a spectrally normalised critic (Kossen et al. 2021, best variant)."""
-    return _build_pair_wgan(
-        True,
-        image_channels=image_channels,
-        label_channels=label_channels,
-        spatial_size=spatial_size,
-        spatial_dims=spatial_dims,
-        latent_dim=latent_dim,
-        base_channels=base_channels,
-        kernel_size=kernel_size,
-    )
+    return _build_pair_wgan(True, **kwargs)

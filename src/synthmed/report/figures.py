@@ -113,3 +113,31 @@ def png_bytes(rgb: np.ndarray, min_size: int = 0) -> bytes:
     buf = io.BytesIO()
     _upscaled(rgb, min_size).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def side_by_side_grid(
+    left: np.ndarray,
+    right: np.ndarray,
+    left_labels: np.ndarray | None = None,
+    right_labels: np.ndarray | None = None,
+    ncol: int = 4,
+    gap: int = 1,
+) -> np.ndarray:
+    """Pairs ``left[i] | right[i]`` (label overlaid when given), ``ncol`` pairs per row.
+
+    Used for the privacy audit's closest synthetic/training pairs: each tile shows a synthetic
+    image and, right next to it, the training image it is nearest to.
+
+    Args:
+        left, right: (N, C, *spatial) in [0, 1], same shapes.
+        left_labels, right_labels: (N, *spatial) integer maps, or None.
+    """
+    if len(left) != len(right) or len(left) == 0:
+        raise ValueError(f"need equally many left and right images, got {len(left)}/{len(right)}")
+    tiles = []
+    for i in range(len(left)):
+        a = overlay(left[i], None if left_labels is None else left_labels[i])
+        b = overlay(right[i], None if right_labels is None else right_labels[i])
+        spacer = np.full((a.shape[0], gap, 3), 255, np.uint8)
+        tiles.append(np.concatenate([a, spacer, b], axis=1))
+    return grid(tiles, ncol, pad=max(2, a.shape[0] // 8))

@@ -1,7 +1,10 @@
 """One self-contained HTML page per run (images embedded), built from the run folder's files.
 
-Reads only files: ``metrics.json``, ``config.yaml``, ``train_log.csv``, ``samples/real.png``
-and the synthetic dataset's manifest and images. Nothing is recomputed here.
+Reads only files: ``metrics.json``, ``config.yaml``, ``train_log.csv``, ``samples/real.png``,
+``evaluation/closest_pairs.png`` and the synthetic dataset's manifest and images. Nothing is
+recomputed here; plots draw numbers that ``synthmed evaluate`` stored. The page references no
+external URL (no fonts, scripts or images from the network), so it opens offline and can be
+archived as one file.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
-import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -20,21 +23,37 @@ from PIL import Image
 from synthmed import __version__
 from synthmed.atomic import write_text
 from synthmed.errors import InputError
+from synthmed.report import plots
 from synthmed.report.figures import pair_grid, png_bytes
+from synthmed.report.sections import (
+    fidelity_view,
+    fmt,
+    plain_summary,
+    privacy_view,
+    timing,
+    utility_view,
+)
 
 LIMITS = (
     "The numbers come from one run at the scale stated in the configuration below; small test "
-    "sets give wide uncertainty. Utility is measured on the real test split only. This page does "
-    "not by itself show that the synthetic images are free of patient information: see the "
-    "privacy audit section when it is present, and treat a synthetic set as derived data."
+    "sets give wide uncertainty. Utility is measured on the real test split only, and each model "
+    "was scored on it once. Treat a synthetic set as data derived from patients: the privacy "
+    "audit lowers the risk it measures, it does not remove every risk."
 )
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _b64(data: bytes | None) -> str:
+    return base64.b64encode(data).decode("ascii") if data else ""
+
+
+def _read_png(path: Path) -> str:
+    return _b64(path.read_bytes()) if path.is_file() else ""
 
 
 def _synthetic_grid(folder: Path, n: int = 16) -> str:
+    """The first ``n`` synthetic pairs read back from the dataset's PNG files."""
+    if not (folder / "manifest.csv").is_file():
+        return ""
     with (folder / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))[:n]
     images, labels = [], []
@@ -49,70 +68,73 @@ def _synthetic_grid(folder: Path, n: int = 16) -> str:
     return _b64(png_bytes(pair_grid(np.stack(images), np.stack(labels), ncol=8), min_size=512))
 
 
-def _loss_plot(log_path: Path) -> str:
-    if not log_path.is_file():
-        return ""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with log_path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return ""
-    steps = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
-    for key in ("wasserstein", "loss_g"):
-        ax.plot(steps, [float(r[key]) for r in rows], label=key)
-    ax.set_xlabel("generator step")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return _b64(buf.getvalue())
+def _utility_blocks(metrics: dict) -> list[dict]:
+    blocks = utility_view(metrics.get("utility", {}))
+    for block in blocks:
+        section = metrics["utility"][block["task"]]
+        entries = section["summary"][block["metric"]]
+        block["plot"] = _b64(plots.utility_plot(entries, block["metric_label"], block["baseline"]))
+    return blocks
 
 
-def _utility_rows(metrics: dict) -> list[dict]:
-    seg = metrics.get("utility", {}).get("segmentation", {})
-    return [{"arm": arm, **vals} for arm, vals in seg.get("arms", {}).items()]
+def _privacy_block(metrics: dict, run_dir: Path) -> dict | None:
+    priv = metrics.get("privacy")
+    view = privacy_view(priv)
+    if view is None:
+        return None
+    view["histogram"] = _b64(plots.ratio_histogram(priv["pixel"]["per_image"]["ratio"], "1 - NCC"))
+    rel = priv.get("closest_pairs_png")
+    view["pairs_png"] = _read_png(run_dir / rel) if rel else ""
+    return view
+
+
+def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
+    synth_dir = Path(metrics.get("synthetic_dir", run_dir / "synthetic"))
+    config_path = run_dir / "config.yaml"
+    return {
+        "run_name": run_dir.name,
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "model_name": metrics.get("model", "?"),
+        "preset": metrics.get("preset"),
+        "task": metrics.get("task", "segmentation"),
+        "summary": plain_summary(metrics),
+        "data_summary": metrics.get("data", {}),
+        "n_training_pairs": metrics.get("n_training_pairs", "?"),
+        "pair_shape": metrics.get("pair_shape", "?"),
+        "real_grid": _read_png(run_dir / "samples" / "real.png"),
+        "synth_grid": _synthetic_grid(synth_dir),
+        "fidelity": fidelity_view(metrics.get("fidelity")),
+        "utility": _utility_blocks(metrics),
+        "privacy": _privacy_block(metrics, run_dir),
+        "loss_plot": _b64(plots.loss_plot(run_dir / "train_log.csv")),
+        "limits": LIMITS,
+        "provenance": metrics.get("provenance", {}),
+        "filtering": (metrics.get("provenance") or {}).get("near_copy_filtering"),
+        "evaluation_json": json.dumps(metrics.get("evaluation", {}), indent=2),
+        "config_yaml": config_path.read_text() if config_path.is_file() else "",
+        "fmt": fmt,
+        "timing": timing,
+    }
 
 
 def render_report(run_dir: str | Path, extra_sections: list[dict] | None = None) -> Path:
-    """Write ``report.html`` into the run folder and return its path."""
+    """Write ``report.html`` into the run folder and return its path.
+
+    Args:
+        extra_sections: optional ``{"title", "html"}`` blocks appended before the limits
+            (trusted HTML, e.g. from a plugin; must embed its own images).
+    """
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         raise InputError("no metrics.json: run `synthmed evaluate` on this run first", run_dir)
     metrics = json.loads(metrics_path.read_text())
-    real_png = run_dir / "samples" / "real.png"
-    synth_dir = Path(metrics.get("synthetic_dir", run_dir / "synthetic"))
     env = Environment(
         loader=PackageLoader("synthmed.report", "templates"), autoescape=select_autoescape(["html"])
     )
-    html = env.get_template("report.html").render(
-        run_name=run_dir.name,
-        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        version=__version__,
-        model_name=metrics.get("model", "?"),
-        preset=metrics.get("preset"),
-        data_summary=metrics.get("data", {}),
-        n_training_pairs=metrics.get("n_training_pairs", "?"),
-        pair_shape=metrics.get("pair_shape", "?"),
-        real_grid=_b64(real_png.read_bytes()) if real_png.is_file() else "",
-        synth_grid=_synthetic_grid(synth_dir) if (synth_dir / "manifest.csv").is_file() else "",
-        utility_rows=_utility_rows(metrics),
-        utility_note=metrics.get("utility", {}).get("segmentation", {}).get("note", ""),
-        loss_plot=_loss_plot(run_dir / "train_log.csv"),
-        extra_sections=extra_sections or [],
-        limits=LIMITS,
-        provenance=metrics.get("provenance", {}),
-        config_yaml=(run_dir / "config.yaml").read_text()
-        if (run_dir / "config.yaml").is_file()
-        else "",
-    )
+    context = _context(run_dir, metrics)
+    html = env.get_template("report.html").render(**context, extra_sections=extra_sections or [])
     out = run_dir / "report.html"
     write_text(out, html)
     return out

@@ -20,8 +20,14 @@ from synthmed.atomic import atomic_dir, write_text
 from synthmed.data.pairs import decode_pairs
 from synthmed.data.writers import write_label_png, write_nifti, write_png
 from synthmed.errors import InputError
+from synthmed.models.base import synthesize_pairs
 from synthmed.progress import stage
-from synthmed.training.checkpoint import file_sha256, latest_checkpoint, load_checkpoint
+from synthmed.training.checkpoint import (
+    class_checkpoints,
+    file_sha256,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from synthmed.training.loop import build_model, resolve_device
 
 MANIFEST_FIELDS = [
@@ -32,6 +38,12 @@ MANIFEST_FIELDS = [
     "image_nifti",
     "label_nifti",
     "foreground_fraction",
+    "class",
+    "label_source",
+    "label_row",
+    "label_seed",
+    "label_checkpoint_sha256",
+    "edits",
     "model",
     "checkpoint",
     "checkpoint_sha256",
@@ -76,38 +88,75 @@ def latents_for_seeds(seeds: list[int], latent_dim: int) -> torch.Tensor:
     )
 
 
+def default_classes(gen: LoadedGenerator, seeds: list[int]) -> np.ndarray | None:
+    """Class per sample for class-conditional models: ``seed % num_classes`` (balanced for
+    consecutive seeds); None for other kinds."""
+    if getattr(gen.model, "kind", "pair") != "class_pair":
+        return None
+    return np.asarray(seeds, dtype=np.int64) % gen.model.num_classes
+
+
 @torch.no_grad()
 def generate_pairs(
-    gen: LoadedGenerator, seeds: list[int], threshold: float = 0.0, batch_size: int = 64
+    gen: LoadedGenerator,
+    seeds: list[int],
+    threshold: float = 0.0,
+    batch_size: int = 64,
+    classes: np.ndarray | None = None,
+    conditions: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, C, *spatial) in [0, 1] and label maps (N, *spatial) for the given seeds."""
-    device = next(gen.model.parameters()).device
+    """Images (N, C, *spatial) in [0, 1] and label maps (N, *spatial) for the given seeds.
+
+    Args:
+        classes: (N,) class per sample for class-conditional models (default
+            :func:`default_classes`).
+        conditions: (N, K, *S) one-hot label maps for translators (see
+            ``synthmed.sampling.conditions``); the label of each sample is its condition.
+    """
+    model = gen.model
+    device = next(model.parameters()).device
+    if classes is None:
+        classes = default_classes(gen, seeds)
     images, labels = [], []
     for start in range(0, len(seeds), batch_size):
-        z = latents_for_seeds(seeds[start : start + batch_size], gen.model.latent_dim)
-        pairs = gen.model.generator(z.to(device)).float().cpu()
+        stop = min(start + batch_size, len(seeds))
+        z = (
+            latents_for_seeds(seeds[start:stop], model.latent_dim).to(device)
+            if model.latent_dim
+            else None
+        )
+        cls = None if classes is None else torch.as_tensor(classes[start:stop]).to(device)
+        cond = None if conditions is None else conditions[start:stop].to(device)
+        pairs = synthesize_pairs(model, z, cls, cond).float().cpu()
         img, lab = decode_pairs(pairs, gen.image_channels, threshold)
         images.append(img.numpy())
         labels.append(lab.numpy())
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _write_sample(folder: Path, name: str, image: np.ndarray, label: np.ndarray, formats) -> dict:
+def _write_sample(
+    folder: Path, name: str, image: np.ndarray, label: np.ndarray | None, formats
+) -> dict:
+    """Write one image (and its label map unless the model makes images only)."""
     row = {"image_png": "", "label_png": "", "image_nifti": "", "label_nifti": ""}
     if "png" in formats:
         write_png(folder / "images" / f"{name}.png", image)
-        write_label_png(folder / "labels" / f"{name}.png", label.astype(np.uint8))
-        row.update(image_png=f"images/{name}.png", label_png=f"labels/{name}.png")
+        row["image_png"] = f"images/{name}.png"
+        if label is not None:
+            write_label_png(folder / "labels" / f"{name}.png", label.astype(np.uint8))
+            row["label_png"] = f"labels/{name}.png"
     if "nifti" in formats:
         write_nifti(folder / "images" / f"{name}.nii.gz", image)
-        write_nifti(folder / "labels" / f"{name}.nii.gz", label[None].astype(np.int16))
-        row.update(image_nifti=f"images/{name}.nii.gz", label_nifti=f"labels/{name}.nii.gz")
+        row["image_nifti"] = f"images/{name}.nii.gz"
+        if label is not None:
+            write_nifti(folder / "labels" / f"{name}.nii.gz", label[None].astype(np.int16))
+            row["label_nifti"] = f"labels/{name}.nii.gz"
     return row
 
 
 def _manifest_text(rows: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
+    writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, restval="")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
@@ -123,8 +172,17 @@ def export_synthetic(
     batch_size: int = 64,
     device: str = "auto",
     quiet: bool = False,
+    label_source: str = "auto",
+    edit_lesions: bool = False,
+    lesion_value: int | None = None,
+    lesion_sizes: list[int] | None = None,
+    lesion_centres: list[list[float]] | None = None,
 ) -> Path:
     """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's last checkpoint.
+
+    Translators (pix2pix, SPADE) are driven by label maps from ``label_source`` (see
+    :mod:`synthmed.sampling.conditions`); ``edit_lesions`` applies a random lesion edit to each
+    training label map first (Shin 2018), recorded in the manifest's ``edits`` column.
 
     Returns:
         The dataset folder (default ``run_dir/synthetic``) with ``images/``, ``labels/`` and
@@ -132,7 +190,29 @@ def export_synthetic(
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "synthetic"
+    per_class = class_checkpoints(run_dir)
+    if per_class:
+        return _export_per_class(
+            run_dir, per_class, out_dir, n, seed, formats, threshold, batch_size, device, quiet
+        )
     gen = load_generator(latest_checkpoint(run_dir), device)
+    conditions, extra = None, None
+    if getattr(gen.model, "kind", "pair") == "translator":
+        from synthmed.sampling.conditions import translator_conditions
+
+        seeds = list(range(seed, seed + n))
+        num_classes = gen.model.label_channels + 1
+        conditions, extra = translator_conditions(
+            run_dir,
+            seeds,
+            num_classes,
+            label_source,
+            edit_lesions,
+            lesion_value,
+            device,
+            lesion_sizes,
+            lesion_centres,
+        )
     return export_from_generator(
         gen,
         out_dir,
@@ -143,6 +223,8 @@ def export_synthetic(
         batch_size,
         quiet,
         checkpoint_label=str(gen.checkpoint.relative_to(run_dir)),
+        conditions=conditions,
+        extra_columns=extra,
     )
 
 
@@ -156,6 +238,8 @@ def export_from_generator(
     batch_size: int = 64,
     quiet: bool = False,
     checkpoint_label: str | None = None,
+    conditions: torch.Tensor | None = None,
+    extra_columns: list[dict] | None = None,
 ) -> Path:
     """Write ``n`` samples of a loaded generator as a dataset folder with its manifest.
 
@@ -167,15 +251,28 @@ def export_from_generator(
     out_dir = Path(out_dir)
     seeds = list(range(seed, seed + n))
     label = checkpoint_label or gen.checkpoint.name
+    classes = default_classes(gen, seeds)
+    has_labels = getattr(gen.model, "label_channels", 1) > 0
     rows = []
     with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
         for start in range(0, n, batch_size):
             chunk = seeds[start : start + batch_size]
-            images, labels = generate_pairs(gen, chunk, threshold, batch_size)
+            stop = start + len(chunk)
+            images, labels = generate_pairs(
+                gen,
+                chunk,
+                threshold,
+                batch_size,
+                classes=None if classes is None else classes[start:stop],
+                conditions=None if conditions is None else conditions[start:stop],
+            )
             for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
                 index = start + offset
                 name = f"sample_{index:06d}_seed{chunk[offset]:08d}"
-                row = _write_sample(tmp, name, img, lab, formats)
+                row = _write_sample(tmp, name, img, lab if has_labels else None, formats)
+                row.update(extra_columns[index] if extra_columns else {})
+                if classes is not None:
+                    row["class"] = int(classes[index])
                 rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
             bar.advance(len(chunk))
         write_text(tmp / "manifest.csv", _manifest_text(rows))
@@ -194,3 +291,27 @@ def _manifest_row(index, seed, files, label, gen: LoadedGenerator, checkpoint: s
         "config_hash": gen.config_hash,
         "synthmed_version": __version__,
     }
+
+
+def _export_per_class(
+    run_dir, per_class, out_dir, n, seed, formats, threshold, batch_size, device, quiet
+) -> Path:
+    """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
+    generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
+    gens = {k: load_generator(path, device) for k, path in per_class.items()}
+    keys = sorted(gens)
+    seeds = list(range(seed, seed + n))
+    rows = []
+    with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
+        for index, s in enumerate(seeds):
+            k = keys[s % len(keys)]
+            img, lab = generate_pairs(gens[k], [s], threshold, batch_size)
+            name = f"sample_{index:06d}_seed{s:08d}"
+            has_labels = getattr(gens[k].model, "label_channels", 1) > 0
+            files = _write_sample(tmp, name, img[0], lab[0] if has_labels else None, formats)
+            files["class"] = k
+            checkpoint = str(gens[k].checkpoint.relative_to(run_dir))
+            rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
+            bar.advance(1)
+        write_text(tmp / "manifest.csv", _manifest_text(rows))
+    return out_dir

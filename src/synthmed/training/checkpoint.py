@@ -42,9 +42,34 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The run's ``checkpoints/last.pt``; a clear error when the run has none."""
+def class_run_dir(run_dir: str | Path, class_id: int) -> Path:
+    """Sub-run of a per-class run (Frid-Adar 2018: one generator per class)."""
+    return Path(run_dir) / "classes" / f"class_{class_id}"
+
+
+def class_checkpoints(run_dir: str | Path) -> dict[int, Path]:
+    """``{class: last.pt}`` of a per-class run (empty for an ordinary run)."""
+    found = {}
+    for folder in sorted((Path(run_dir) / "classes").glob("class_*")):
+        path = folder / "checkpoints" / "last.pt"
+        if path.is_file():
+            found[int(folder.name.split("_")[1])] = path
+    return found
+
+
+def find_last_checkpoint(run_dir: str | Path) -> Path | None:
+    """``checkpoints/last.pt``, or for a per-class run the first class's (all classes share
+    architecture, sizes and config), or None."""
     path = Path(run_dir) / "checkpoints" / "last.pt"
-    if not path.is_file():
+    if path.is_file():
+        return path
+    per_class = class_checkpoints(run_dir)
+    return per_class[min(per_class)] if per_class else None
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The run's last checkpoint (see :func:`find_last_checkpoint`); an error when none."""
+    path = find_last_checkpoint(run_dir)
+    if path is None:
         raise InputError("no checkpoints/last.pt: train this run first", run_dir)
     return path

@@ -40,8 +40,10 @@ class GanData:
 
 
 def count_classes(items: list[Item], label_mode: str) -> int:
-    """Number of label values incl. background (binary mode: always 2)."""
-    if label_mode == "binary":
+    """Number of label values incl. background (binary mode: always 2; 0 without labels)."""
+    if all(it.label is None for it in items):
+        return 0
+    if label_mode in ("binary", "lesion"):
         return 2
     top = max((int(it.label.max()) for it in items if it.label is not None), default=1)
     return max(2, top + 1)
@@ -50,10 +52,18 @@ def count_classes(items: list[Item], label_mode: str) -> int:
 def training_arrays(
     items: list[Item], cfg: DataConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Patches (or whole images), their label maps, and the item each row came from."""
+    """Patches (or whole images), their label maps, and the item each row came from.
+
+    Image-only data (every item without a label map, e.g. classification ROIs) gives
+    ``labels = None``; a mix of labelled and unlabelled items is an error.
+    """
     unlabelled = [it.source for it in items if it.label is None]
+    if unlabelled and len(unlabelled) == len(items):
+        return _image_only_arrays(items, cfg)
     if unlabelled:
-        raise InputError("pair GANs need a label map for every training image", unlabelled[0])
+        raise InputError(
+            "some training images have a label map and this one has none", unlabelled[0]
+        )
     if cfg.patches is not None:
         patch_set = extract_patches(items, cfg.patches, spatial_dims=items[0].spatial_dims)
         return patch_set.images, patch_set.labels, np.asarray(patch_set.item_index)
@@ -65,6 +75,15 @@ def training_arrays(
         )
     images = np.stack([it.image for it in items])
     return images, np.stack([it.label for it in items]), np.arange(len(items))
+
+
+def _image_only_arrays(items: list[Item], cfg: DataConfig):
+    if cfg.patches is not None:
+        raise InputError("image-only data (no label maps) needs data.patches: null")
+    shapes = {it.image.shape for it in items}
+    if len(shapes) != 1:
+        raise InputError(f"images differ in shape {sorted(shapes)[:3]}: set data.preprocess.resize")
+    return np.stack([it.image for it in items]), None, np.arange(len(items))
 
 
 def row_classes(items: list[Item], item_index: np.ndarray) -> tuple[torch.Tensor | None, int]:

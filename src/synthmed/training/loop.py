@@ -21,9 +21,10 @@ import torch
 from synthmed import __version__
 from synthmed.config.loading import config_hash, config_to_dict
 from synthmed.config.schema import RunConfig, TrainConfig
-from synthmed.data.pairs import decode_pairs
+from synthmed.data.pairs import decode_pairs, onehot_condition, split_pairs
 from synthmed.errors import InputError
 from synthmed.models import MODELS
+from synthmed.models.base import synthesize_pairs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
 from synthmed.training.checkpoint import load_checkpoint, save_checkpoint
@@ -178,14 +179,34 @@ def _save(ctx: StepContext, run_dir: Path, step: int, cfg, kwargs, data, keep: b
     return last
 
 
-def _sample_grid(
-    ctx: StepContext, data: GanData, z: torch.Tensor, path: Path, tb=None, step=0
-) -> None:
+@dataclass
+class _GridInputs:
+    """Fixed inputs for the sample grids, so grids from step to step are comparable."""
+
+    z: torch.Tensor | None
+    classes: torch.Tensor | None
+    condition: torch.Tensor | None
+
+    @classmethod
+    def make(cls, model, data: GanData, seed: int, n: int = 16) -> _GridInputs:
+        z = None
+        if model.latent_dim:
+            z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+        classes = torch.arange(n) % model.num_classes if model.kind == "class_pair" else None
+        condition = None
+        if model.kind == "translator":
+            rows = data.pairs[torch.linspace(0, len(data.pairs) - 1, n).long()]
+            condition = onehot_condition(split_pairs(rows, data.image_channels)[1])
+        return cls(z, classes, condition)
+
+
+def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Path, tb, step):
     gen = ctx.model.generator
     was_training = gen.training
     gen.eval()
+    moved = [None if t is None else t.to(ctx.device) for t in vars(inputs).values()]
     with torch.no_grad():
-        pairs = gen(z.to(ctx.device)).float().cpu()
+        pairs = synthesize_pairs(ctx.model, *moved).float().cpu()
     gen.train(was_training)
     images, labels = decode_pairs(pairs, data.image_channels)
     rgb = pair_grid(images.numpy(), labels.numpy(), ncol=8)
@@ -225,9 +246,7 @@ def train_gan(
     if resume:
         start = _restore(ctx, load_checkpoint(run_dir / "checkpoints" / "last.pt", device))
         log.info("resumed %s at step %d", run_dir, start)
-    fixed_z = torch.randn(
-        16, model.latent_dim, generator=torch.Generator().manual_seed(tcfg.seed + 1)
-    )
+    grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
     loss_log = _LossLog(run_dir / "train_log.csv", start)
     tb = TensorBoardLogger(run_dir / "tensorboard")
     t0, losses = time.perf_counter(), {}
@@ -244,7 +263,7 @@ def train_gan(
                     bar.advance(0, " ".join(f"{k}={v:.3g}" for k, v in list(losses.items())[:2]))
                 if step % tcfg.sample_every == 0 or step == tcfg.steps:
                     path = run_dir / "samples" / f"step_{step:07d}.png"
-                    _sample_grid(ctx, data, fixed_z, path, tb, step)
+                    _sample_grid(ctx, data, grid_inputs, path, tb, step)
                 if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
                     _save(ctx, run_dir, step, cfg, kwargs, data, keep=True)
                 bar.advance(1)

@@ -1,0 +1,145 @@
+"""Label maps that drive a translator (pix2pix, SPADE) at sampling time.
+
+Sources:
+  * ``cascade``: a mask GAN trained as the run's first stage (``RUN/mask_stage``) makes a new
+    label map from each seed (Guibas 2017 dual GAN; Platscher 2021 lesion GAN).
+  * ``train``: the run's real training label maps, sample ``i`` using map ``seed % N``,
+    optionally with a random lesion edit per sample (Shin 2018).
+  * ``cases``: new tumour cases (Shin 2018): a lesion from the training maps is inserted into
+    another training map's anatomy (its own lesion removed), inside the organ, at a chosen
+    size (``lesion_sizes``, target area in pixels) and centre (``lesion_centres``), cycled
+    over the samples; random where not given.
+  * ``auto``: ``cascade`` when the run has a mask stage, else ``train``.
+Every sample's source (and edit) is returned for the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthmed.config.loading import read_run_config
+from synthmed.data.pairs import decode_pairs, labels_to_onehot
+from synthmed.errors import InputError
+
+MASK_STAGE = "mask_stage"
+
+
+def mask_stage_checkpoint(run_dir: Path) -> Path | None:
+    path = Path(run_dir) / MASK_STAGE / "checkpoints" / "last.pt"
+    return path if path.is_file() else None
+
+
+def _cascade_labels(run_dir: Path, seeds: list[int], device: str) -> tuple[np.ndarray, list[dict]]:
+    from synthmed.sampling.export import generate_pairs, load_generator
+
+    ckpt = mask_stage_checkpoint(run_dir)
+    if ckpt is None:
+        raise InputError(
+            "label source 'cascade' needs a trained mask stage (RUN/mask_stage)", run_dir
+        )
+    mask_gen = load_generator(ckpt, device)
+    _, labels = generate_pairs(mask_gen, seeds)
+    source = {"label_source": "mask_gan", "label_checkpoint_sha256": mask_gen.checkpoint_sha256}
+    return labels, [{**source, "label_seed": s} for s in seeds]
+
+
+def _training_labels(run_dir: Path) -> np.ndarray:
+    from synthmed.training.data import prepare_gan_data
+
+    data = prepare_gan_data(read_run_config(run_dir).data)
+    _, labels = decode_pairs(data.pairs, data.image_channels)
+    return labels.numpy()
+
+
+def _edited(labels: np.ndarray, seeds: list[int], picks: np.ndarray, lesion_value: int):
+    from synthmed.sampling.edit_plan import random_edit
+    from synthmed.sampling.edits import organ_mask_from_label
+
+    out, records = [], []
+    for seed, pick in zip(seeds, picks, strict=True):
+        label = labels[pick]
+        organ = organ_mask_from_label(
+            label, [v for v in np.unique(label) if v not in (0, lesion_value)]
+        )
+        edited, record = random_edit(
+            label, lesion_value, np.random.default_rng(seed), organ_mask=organ
+        )
+        out.append(edited)
+        records.append(record.to_manifest())
+    return np.stack(out), records
+
+
+def _tumour_cases(bank, seeds, lesion_value, sizes, centres) -> tuple[np.ndarray, list[dict]]:
+    """One new case per seed: anatomy ``seed % N``, a lesion drawn with that seed's generator."""
+    from synthmed.sampling.edit_plan import make_tumour_cases
+    from synthmed.sampling.edits import lesion_components
+
+    lesions = {}
+    for i, label in enumerate(bank):
+        parts = lesion_components(label, lesion_value)
+        if parts:
+            lesions[f"train:{i}"] = parts[0]
+    if not lesions:
+        raise InputError(f"no lesion (label {lesion_value}) in the training label maps")
+    out, rows = [], []
+    for k, seed in enumerate(seeds):
+        size = None if not sizes else [sizes[k % len(sizes)]]
+        centre = None if not centres else [centres[k % len(centres)]]
+        ((label, record),) = make_tumour_cases(
+            [bank[seed % len(bank)]],
+            lesions,
+            1,
+            np.random.default_rng(seed),
+            sizes=size,
+            locations=centre,
+            lesion_value=lesion_value,
+            case_ids=[f"train:{seed % len(bank)}"],
+        )
+        out.append(label)
+        rows.append(
+            {"label_source": "cases", "label_row": seed % len(bank), "edits": record.to_manifest()}
+        )
+    return np.stack(out), rows
+
+
+def translator_conditions(
+    run_dir: str | Path,
+    seeds: list[int],
+    num_classes: int,
+    source: str = "auto",
+    edit: bool = False,
+    lesion_value: int | None = None,
+    device: str = "cpu",
+    lesion_sizes: list[int] | None = None,
+    lesion_centres: list[list[float]] | None = None,
+) -> tuple[torch.Tensor, list[dict]]:
+    """One-hot conditions (N, num_classes, *S) and per-sample provenance for the manifest."""
+    run_dir = Path(run_dir)
+    if source == "auto":
+        source = "cascade" if mask_stage_checkpoint(run_dir) else "train"
+    if source == "cascade":
+        labels, rows = _cascade_labels(run_dir, seeds, device)
+    elif source == "train":
+        bank = _training_labels(run_dir)
+        picks = np.array([s % len(bank) for s in seeds])
+        labels = bank[picks]
+        rows = [{"label_source": "train", "label_row": int(p)} for p in picks]
+        if edit:
+            value = lesion_value if lesion_value is not None else num_classes - 1
+            labels, edits = _edited(bank, seeds, picks, value)
+            rows = [{**r, "edits": e} for r, e in zip(rows, edits, strict=True)]
+    elif source == "cases":
+        value = lesion_value if lesion_value is not None else num_classes - 1
+        labels, rows = _tumour_cases(
+            _training_labels(run_dir), seeds, value, lesion_sizes, lesion_centres
+        )
+    else:
+        raise InputError(f"unknown label source '{source}'; choose auto, cascade, train or cases")
+    cond = labels_to_onehot(torch.as_tensor(labels), num_classes)
+    return cond, [
+        {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows
+    ]

@@ -1,0 +1,58 @@
+"""report.html: every section, images embedded, nothing fetched from the network."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+from synthmed import api
+
+SECTIONS = (
+    "summary",
+    "data",
+    "samples",
+    "fidelity",
+    "utility-segmentation",
+    "privacy",
+    "limits",
+    "provenance",
+)
+
+
+def test_report_has_every_section_and_is_self_contained(evaluated_run):
+    html = api.report(evaluated_run).read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}"' in html, section
+    assert not re.search(r"https?://", html), "the report must not reference external URLs"
+    images = re.findall(r'<img [^>]*src="([^"]*)"', html)
+    # real grid, synthetic grid, utility plot, ratio histogram, closest pairs, training losses
+    assert len(images) == 6
+    assert all(re.fullmatch(r"data:image/png;base64,[A-Za-z0-9+/=]{100,}", s) for s in images)
+    for text in (
+        "What this shows",
+        "What it does not show",
+        "Wilcoxon",
+        "C<sub>T</sub>",
+        "membership",
+        "near-copy",
+        "Resolved run configuration",
+    ):
+        assert text in html, text
+    metrics = json.loads((evaluated_run / "metrics.json").read_text())
+    pair = metrics["privacy"]["pixel"]["closest_pairs"][0]
+    assert f"<td>{pair['synthetic_index']}</td><td>{pair['train_index']}</td>" in html
+
+
+def test_report_without_fidelity_and_privacy(evaluated_run, tmp_path):
+    """Sections switched off at evaluation are left out, and no <img> is empty."""
+    metrics = json.loads((evaluated_run / "metrics.json").read_text())
+    metrics.update(fidelity=None, privacy=None)
+    run = tmp_path / "bare"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    shutil.copy(evaluated_run / "config.yaml", run / "config.yaml")
+    html = api.report(run).read_text()
+    assert '<section id="fidelity"' not in html and '<section id="privacy"' not in html
+    assert '<section id="utility-segmentation"' in html
+    assert 'base64,"' not in html
