@@ -28,20 +28,35 @@ CONFIGS = {
     "B_3000": ["train.steps=3000"],
     "C_lr3e-4_b05": ["train.lr_g=3e-4", "train.lr_d=3e-4", "train.betas=[0.5,0.9]"],
     "D_lr3e-4_b05_1500": [
-        "train.lr_g=3e-4", "train.lr_d=3e-4", "train.betas=[0.5,0.9]", "train.steps=1500"
+        "train.lr_g=3e-4",
+        "train.lr_d=3e-4",
+        "train.betas=[0.5,0.9]",
+        "train.steps=1500",
     ],
     "F_lr1e-3_b05_1000": [
-        "train.lr_g=1e-3", "train.lr_d=1e-3", "train.betas=[0.5,0.9]", "train.steps=1000"
+        "train.lr_g=1e-3",
+        "train.lr_d=1e-3",
+        "train.betas=[0.5,0.9]",
+        "train.steps=1000",
     ],
     "G_ncrit2_lr2e-4_1500": [
-        "train.n_critic=2", "train.lr_g=2e-4", "train.lr_d=2e-4", "train.betas=[0.5,0.9]",
+        "train.n_critic=2",
+        "train.lr_g=2e-4",
+        "train.lr_d=2e-4",
+        "train.betas=[0.5,0.9]",
         "train.steps=1500",
     ],
     "H_lr5e-4_b05_1000": [
-        "train.lr_g=5e-4", "train.lr_d=5e-4", "train.betas=[0.5,0.9]", "train.steps=1000"
+        "train.lr_g=5e-4",
+        "train.lr_d=5e-4",
+        "train.betas=[0.5,0.9]",
+        "train.steps=1000",
     ],
     "I_lr3e-4_b05_1000": [
-        "train.lr_g=3e-4", "train.lr_d=3e-4", "train.betas=[0.5,0.9]", "train.steps=1000"
+        "train.lr_g=3e-4",
+        "train.lr_d=3e-4",
+        "train.betas=[0.5,0.9]",
+        "train.steps=1000",
     ],
     "J_lr3e-4_b0_1000": ["train.lr_g=3e-4", "train.lr_d=3e-4", "train.steps=1000"],
 }
@@ -51,8 +66,11 @@ BASELINE = ["train.lr_g=1e-4", "train.lr_d=1e-4", "train.betas=[0.0,0.9]", "trai
 
 
 def run_one(name: str, out: Path, work: Path) -> dict:
-    cfg = resolve_config({"name": name}, preset="demo",
-                         overrides=BASELINE + CONFIGS[name] + ["train.sample_every=500"])
+    cfg = resolve_config(
+        {"name": name},
+        preset="demo",
+        overrides=BASELINE + CONFIGS[name] + ["train.sample_every=500"],
+    )
     run_dir = work / name
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.perf_counter()

@@ -63,6 +63,10 @@ def _image_scores(
     dice = compute_dice(p1, r1, include_background=False)[0]
     with warnings.catch_warnings():  # empty classes are expected; counted as hd95_undefined
         warnings.filterwarnings("ignore", message=".*is all 0, this may result in nan/inf")
+        # MONAI 1.5-1.6 deprecation notice raised inside its own metric: not actionable here
+        warnings.filterwarnings(
+            "ignore", message=".*always_return_as_numpy.*", category=FutureWarning
+        )
         hd = compute_hausdorff_distance(p1, r1, include_background=False, percentile=95)[0]
     return dice.double().numpy(), hd.double().numpy()
 
