@@ -49,6 +49,7 @@ def train(
     config: Path = typer.Argument(None, help="Run YAML (may name a preset); omit with --preset."),
     preset: str = typer.Option(None, help="Built-in preset (see `synthmed presets`)."),
     quick: bool = typer.Option(False, help="Use the preset's CPU-sized 'quick' scale."),
+    data: Path = typer.Option(None, "--data", help="Data description YAML (replaces data:)."),
     set_: list[str] = typer.Option([], "--set", help="Override, e.g. --set train.steps=500."),
     out: Path = typer.Option(None, help="Run folder (default runs/<name>)."),
     resume: bool = typer.Option(False, help="Continue from the run's last checkpoint."),
@@ -62,7 +63,9 @@ def train(
     if config is None and preset is None:
         raise InputError("give a CONFIG.yaml or --preset NAME")
     overrides = list(set_) + ([f"train.device={device}"] if device else [])
-    cfg, base_dir = load_run_config(config, preset=preset, quick=quick, overrides=overrides)
+    cfg, base_dir = load_run_config(
+        config, preset=preset, quick=quick, overrides=overrides, data_file=data
+    )
     if dry_run:
         typer.echo(dump_yaml(cfg))
         return

@@ -129,20 +129,44 @@ def resolve_config(
         raise InputError(_format_validation_error(exc, source)) from None
 
 
+def read_data_file(path: str | Path) -> dict[str, Any]:
+    """A data description file (its ``data:`` mapping, or the whole file when it has none),
+    with the sources' relative paths resolved against the file's folder."""
+    path = Path(path)
+    raw = read_yaml(path)
+    data = raw.get("data", raw)
+    if not isinstance(data, dict):
+        raise InputError("a data file must hold a mapping (the run config's data section)", path)
+    data = copy.deepcopy(data)
+    for split in ("train", "test"):
+        source = data.get(split)
+        if isinstance(source, dict):
+            for key in ("root", "csv", "npz"):
+                if source.get(key) is not None:
+                    source[key] = str((path.resolve().parent / source[key]).resolve())
+    return data
+
+
 def load_run_config(
     path: str | Path | None = None,
     *,
     preset: str | None = None,
     quick: bool = False,
     overrides: list[str] | None = None,
+    data_file: str | Path | None = None,
 ) -> tuple[RunConfig, Path | None]:
     """Load a user YAML (may name a preset) and resolve it.
+
+    ``data_file`` (``--data``) replaces the data section with a separate data description,
+    so one data file serves every preset.
 
     Returns:
         The validated config and the folder relative paths in it are resolved against
         (the YAML's folder), or None when no file was given.
     """
     user = read_yaml(path) if path is not None else {}
+    if data_file is not None:
+        user["data"] = deep_merge(user.get("data", {}), read_data_file(data_file))
     base_dir = Path(path).resolve().parent if path is not None else None
     source = str(path) if path is not None else f"preset {preset}"
     return resolve_config(
