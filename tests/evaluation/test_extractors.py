@@ -33,15 +33,6 @@ class TinyNet(nn.Module):
         return self.conv(x)  # a feature map: the extractor pools it
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The CI box is shared: two intra-op threads competing with other jobs are ~10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
     return torch.rand(12, 1, 16, 16, generator=torch.Generator().manual_seed(0))
