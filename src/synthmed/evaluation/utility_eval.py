@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,13 +28,10 @@ from synthmed.evaluation.utility import (
     paired_wilcoxon,
     parse_protocol,
     run_protocol,
-    score_items,
     set_from_items,
     subset_patients,
     summarize,
-    train_segmenter,
 )
-from synthmed.evaluation.utility.protocols import plan_stages
 from synthmed.evaluation.utility.sweep import patient_keys
 from synthmed.progress import stage
 
@@ -98,36 +94,24 @@ def _uses_real(protocol: str) -> bool:
 def reference_protocol(
     real: TrainingSet, val, test, settings: Settings, seed: int, device
 ) -> tuple[dict[str, Any], torch.nn.Module]:
-    """The ``real`` protocol exactly as :func:`run_protocol` runs it, also returning the model.
+    """The ``real`` protocol exactly as the sweep runs it, also returning the model.
 
     The image-label agreement needs the real-trained U-Net of the sweep itself (not a retrained
     copy); ``tests/evaluation/test_run.py`` checks that both give the same scores.
     """
-    (step,) = plan_stages("real", real, None, settings, np.random.default_rng(seed))
-    model, hist = train_segmenter(
-        step.data,
+    result = run_protocol(
+        "segmentation",
+        "real",
+        real,
+        None,
         list(val),
-        replace(settings, steps=step.steps, lr=step.lr),
-        settings.num_classes,
+        list(test),
+        settings,
         seed,
         device,
-        desc=f"u-net {step.name}",
-        quiet=True,
-        patience=settings.patience,
-        augment="classic" if step.augment else "none",
-        strength=settings.augment_strength,
+        keep_model=True,
     )
-    roi = tuple(step.data.images.shape[2:])
-    result = {
-        "task": "segmentation",
-        "protocol": "real",
-        "seed": seed,
-        "n_real_rows": step.data.n_real,
-        "n_synthetic_rows": step.data.n_synthetic,
-        "scores": score_items(model, list(test), settings.num_classes, roi, device),
-        "history": [{"stage": step.name, "n_rows": len(step.data), **hist}],
-    }
-    return result, model
+    return result, result.pop("model")
 
 
 def _row(task: str, protocol: str, size, seed: int, real: TrainingSet, result: dict) -> dict:

@@ -251,6 +251,7 @@ def run_protocol(
     seed: int = 0,
     device: str | torch.device = "cpu",
     quiet: bool = True,
+    keep_model: bool = False,
 ) -> dict[str, object]:
     """Train one model under ``protocol`` and score it once on the real ``test`` split.
 
@@ -261,7 +262,8 @@ def run_protocol(
 
     Returns:
         ``task``, ``protocol``, ``seed``, ``n_real_rows``, ``n_synthetic_rows``,
-        ``scores`` (score_items / score_classifier output) and ``history`` (one per stage).
+        ``scores`` (score_items / score_classifier output) and ``history`` (one per stage);
+        with ``keep_model`` also ``model`` (the trained network, e.g. for label agreement).
     """
     if task not in ("segmentation", "classification"):
         raise ValueError(f"unknown task {task!r}; valid: segmentation, classification")
@@ -271,7 +273,7 @@ def run_protocol(
         model, hist = _train(task, stage, val, settings, seed, device, model, quiet)
         history.append({"stage": stage.name, "n_rows": len(stage.data), **hist})
     roi = tuple(stages[-1].data.images.shape[2:])
-    return {
+    result = {
         "task": task,
         "protocol": protocol,
         "seed": seed,
@@ -280,3 +282,6 @@ def run_protocol(
         "scores": _score(task, model, test, settings, roi, device),
         "history": history,
     }
+    if keep_model:
+        result["model"] = model
+    return result
