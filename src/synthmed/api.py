@@ -18,7 +18,6 @@ Run folder layout::
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -318,11 +317,7 @@ def _clear_run(out: Path) -> None:
     """The demo always starts fresh: remove the artefacts of an earlier demo run only."""
     import shutil
 
-    for name in ("checkpoints", "samples", "synthetic"):
+    for name in ("checkpoints", "samples", "synthetic", "tensorboard", "evaluation", "export"):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in ("train_log.csv", "metrics.json", "report.html"):
         (out / name).unlink(missing_ok=True)
-
-
-def read_metrics(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())

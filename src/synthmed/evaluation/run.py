@@ -156,7 +156,3 @@ def _int(value: Any, option: str) -> int:
         return int(value)
     except ValueError:
         raise InputError(f"{option}: {value!r} is neither a number nor 'all'") from None
-
-
-def load_metrics(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
