@@ -175,3 +175,46 @@ def test_shin_new_tumour_cases_at_chosen_size_and_centre(tmp_path: Path, monkeyp
         assert area == record["area_after"] and abs(area - target) <= 0.5 * target
         ys, xs = np.nonzero(label == 4)
         assert abs(ys.mean() - 16) <= 4 and abs(xs.mean() - 14) <= 4
+
+
+def test_edit_lesions_on_lesion_only_maps_with_empty_slices(tmp_path: Path):
+    """Real tumour-mask data (LGG-like): binary maps, some without tumour. Maps without a
+    lesion stay unedited (empty `edits`), the others get one recorded edit."""
+    from synthmed.data.writers import write_label_png, write_png
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for i in range(8):
+        label = np.zeros((32, 32), np.uint8)
+        if i % 2 == 0:
+            label[10:16, 12:18] = 255
+        write_png(root / "images" / f"case{i:02d}.png", rng.random((32, 32)).astype(np.float32))
+        write_label_png(root / "labels" / f"case{i:02d}.png", label)
+    user = {
+        "data": {
+            "train": {
+                "kind": "folders",
+                "root": str(root),
+                "image_glob": "images/*.png",
+                "label_glob": "labels/*.png",
+                "id_regex": r"case(\d+)",
+                "label_values": [0, 255],
+            },
+            "preprocess": {"label_mode": "binary"},
+        }
+    }
+    overrides = [
+        "model.base_channels=4",
+        "train.steps=1",
+        "train.batch_size=2",
+        "train.device=cpu",
+        "train.checkpoint_every=1",
+    ]
+    cfg = resolve_config(user, preset="shin2018-pix2pix", overrides=overrides)
+    api.train(cfg, tmp_path / "run", quiet=True)
+    out = api.sample(tmp_path / "run", n=6, out=tmp_path / "syn", device="cpu", quiet=True)
+    with (out / "manifest.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    _, labels = read_synthetic_arrays(out)
+    for row, label in zip(rows, labels, strict=True):
+        assert bool(row["edits"]) == bool(label.any())

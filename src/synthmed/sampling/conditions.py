@@ -62,9 +62,14 @@ def _edited(labels: np.ndarray, seeds: list[int], picks: np.ndarray, lesion_valu
     out, records = [], []
     for seed, pick in zip(seeds, picks, strict=True):
         label = labels[pick]
-        organ = organ_mask_from_label(
-            label, [v for v in np.unique(label) if v not in (0, lesion_value)]
-        )
+        if not (label == lesion_value).any():  # nothing to edit (e.g. a slice without tumour)
+            out.append(label)
+            records.append("")
+            continue
+        tissue = [v for v in np.unique(label) if v not in (0, lesion_value)]
+        # maps with anatomy labels keep the lesion inside the organ; lesion-only maps (e.g.
+        # LGG tumour masks) have no organ label, so the whole image is the allowed region
+        organ = organ_mask_from_label(label, tissue) if tissue else np.ones(label.shape, bool)
         edited, record = random_edit(
             label, lesion_value, np.random.default_rng(seed), organ_mask=organ
         )
