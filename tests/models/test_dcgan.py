@@ -8,22 +8,13 @@ import torch
 from synthmed.models.dcgan import DCGANDiscriminator, MinibatchDiscrimination, build_dcgan
 from synthmed.models.registry import MODELS
 from synthmed.models.wgan import GANModel, PairGenerator
+from tests.models.tiny import tiny_model
 
 CASES = [(2, (16, 16)), (3, (8, 8, 8))]
 
 
 def _build(size=(16, 16), label_channels: int = 1, **options) -> GANModel:
-    torch.manual_seed(0)
-    return MODELS.build(
-        "dcgan",
-        image_channels=1,
-        label_channels=label_channels,
-        spatial_size=size,
-        spatial_dims=len(size),
-        latent_dim=8,
-        base_channels=4,
-        **options,
-    )
+    return tiny_model("dcgan", size, label_channels, **options)
 
 
 @pytest.mark.parametrize(("spatial_dims", "size"), CASES)

@@ -9,20 +9,11 @@ import torch
 from synthmed.data.pairs import decode_pairs
 from synthmed.models.mask_gan import MaskGANModel, decode_mask
 from synthmed.models.registry import MODELS
+from tests.models.tiny import tiny_model
 
 
 def _build(size=(16, 16), label_channels: int = 1, **options) -> MaskGANModel:
-    torch.manual_seed(0)
-    return MODELS.build(
-        "mask_gan",
-        image_channels=1,
-        label_channels=label_channels,
-        spatial_size=size,
-        spatial_dims=len(size),
-        latent_dim=8,
-        base_channels=4,
-        **options,
-    )
+    return tiny_model("mask_gan", size, label_channels, **options)
 
 
 @pytest.mark.parametrize("size", [(16, 16), (8, 8, 8)])
