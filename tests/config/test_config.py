@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from synthmed.config import config_hash, list_presets, load_run_config, resolve_config
-from synthmed.config.loading import apply_override, dump_yaml
+from synthmed.config.loading import apply_override, dump_yaml, read_run_config
 from synthmed.errors import InputError
 
 
@@ -72,3 +72,16 @@ def test_hash_and_yaml_round_trip():
     assert config_hash(resolve_config(preset="demo", overrides=["train.seed=1"])) != config_hash(
         cfg
     )
+
+
+def test_run_folder_config_keeps_what_the_run_changed(tmp_path):
+    """A saved config is read as it was resolved: the preset is not merged in again, and a
+    null (no patches, no lesion ROI) stays null instead of turning into a default."""
+    cfg = resolve_config(
+        preset="fridadar2018-acgan",
+        overrides=["data.preprocess.lesion_roi=null", "data.patches=null"],
+    )
+    (tmp_path / "config.yaml").write_text(dump_yaml(cfg))
+    again = read_run_config(tmp_path)
+    assert again.data.preprocess.lesion_roi is None and again.data.patches is None
+    assert config_hash(again) == config_hash(cfg)

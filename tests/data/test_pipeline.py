@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,48 @@ def test_describe(make_item):
     expected = np.mean([(i.label > 0).mean() for i in items])
     assert info["foreground_fraction"] == pytest.approx(expected)
     assert describe([]) == {"n_items": 0, "n_patients": 0}
+
+
+def test_split_file_pins_the_split(png_pairs, tmp_path):
+    """A split file decides who is where, whatever the fractions and seed say."""
+    root = png_pairs(n=5)
+    ids = sorted(
+        {
+            item.patient_id
+            for item in load_splits(
+                DataConfig(train=_source(root), split=SplitConfig(val_fraction=0, test_fraction=0))
+            )["train"]
+        }
+    )
+    file = tmp_path / "split.json"
+    file.write_text(json.dumps({"train": ids[:3], "val": [ids[3]], "test": [ids[4]]}))
+    for seed in (0, 1):
+        cfg = DataConfig(
+            train=_source(root),
+            split=SplitConfig(val_fraction=0.6, test_fraction=0.0, seed=seed, file=file),
+        )
+        splits = load_splits(cfg)
+        got = {name: sorted({i.patient_id for i in items}) for name, items in splits.items()}
+        assert got == {"train": ids[:3], "val": [ids[3]], "test": [ids[4]]}
+
+
+def test_split_file_errors_name_the_file(png_pairs, tmp_path):
+    root = png_pairs(n=3)
+    ids = sorted(
+        {
+            i.patient_id
+            for i in load_splits(
+                DataConfig(train=_source(root), split=SplitConfig(val_fraction=0, test_fraction=0))
+            )["train"]
+        }
+    )
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"train": ids[:2], "val": []}))
+    cfg = DataConfig(train=_source(root), split=SplitConfig(file=missing))
+    with pytest.raises(InputError, match=f"missing.json.*patient '{ids[2]}' is in no split"):
+        load_splits(cfg)
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"train": ids, "val": ["someone_else"]}))
+    cfg = DataConfig(train=_source(root), split=SplitConfig(file=extra))
+    with pytest.raises(InputError, match="extra.json.*not in the data"):
+        load_splits(cfg)

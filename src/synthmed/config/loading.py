@@ -104,8 +104,12 @@ def resolve_config(
     quick: bool = False,
     overrides: list[str] | None = None,
     source: str = "config",
+    apply_preset: bool = True,
 ) -> RunConfig:
     """Merge preset, quick block, user mapping and overrides, then validate.
+
+    ``apply_preset=False`` reads an already resolved config (a run folder's): its ``preset``
+    key is a record, and merging the preset again would bring back what the run changed.
 
     Raises:
         InputError: naming the bad key(s) when validation fails.
@@ -113,7 +117,7 @@ def resolve_config(
     user = dict(user or {})
     preset = preset or user.get("preset")
     merged: dict[str, Any] = {}
-    if preset:
+    if preset and apply_preset:
         merged = read_preset(preset)
         quick_block = merged.pop("quick", {}) or {}
         if quick:
@@ -144,6 +148,9 @@ def read_data_file(path: str | Path) -> dict[str, Any]:
             for key in ("root", "csv", "npz"):
                 if source.get(key) is not None:
                     source[key] = str((path.resolve().parent / source[key]).resolve())
+    split = data.get("split")
+    if isinstance(split, dict) and split.get("file") is not None:
+        split["file"] = str((path.resolve().parent / split["file"]).resolve())
     return data
 
 
@@ -185,15 +192,10 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    return value
-
-
 def dump_yaml(config: RunConfig) -> str:
-    """Readable YAML of the resolved config (unset optional keys left out; they default)."""
-    return yaml.safe_dump(_drop_none(config_to_dict(config)), sort_keys=False)
+    """Readable YAML of the resolved config, every key written (a ``null`` is kept: dropping
+    it would let the schema default, e.g. ``patches``, come back when the file is read)."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
 
 def absolutize_paths(config: RunConfig, base_dir: Path | None) -> RunConfig:
@@ -211,8 +213,11 @@ def absolutize_paths(config: RunConfig, base_dir: Path | None) -> RunConfig:
         }
         return source.model_copy(update=updates)
 
+    split = config.data.split
+    if split.file is not None:
+        split = split.model_copy(update={"file": (base / split.file).resolve()})
     data = config.data.model_copy(
-        update={"train": fix(config.data.train), "test": fix(config.data.test)}
+        update={"train": fix(config.data.train), "test": fix(config.data.test), "split": split}
     )
     return config.model_copy(update={"data": data})
 
@@ -222,4 +227,4 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise InputError("no config.yaml: not a synthmed run folder", run_dir)
-    return resolve_config(read_yaml(path), source=str(path))
+    return resolve_config(read_yaml(path), source=str(path), apply_preset=False)

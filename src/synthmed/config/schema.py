@@ -28,6 +28,7 @@ class PhantomSpec(Strict):
     images_per_patient: int = Field(1, ge=1)
     size: int = Field(64, ge=16)
     seed: int = 0
+    labels: bool = True  # False: image-level classes only (a stand-in for data like BUSI)
 
 
 class SourceConfig(Strict):
@@ -112,11 +113,17 @@ class PatchConfig(Strict):
 
 
 class SplitConfig(Strict):
-    """Patient-level split of the training source (the test source, if given, is kept whole)."""
+    """Patient-level split of the training source (the test source, if given, is kept whole).
+
+    ``file``: a split file (``{"train": [patient IDs], "val": [...], "test": [...]}``, as
+    written to every run's ``split.json``) that pins the split instead of drawing it from
+    the fractions and seed; every patient of the training source must be listed in it.
+    """
 
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.25, ge=0.0, lt=1.0)
     seed: int = 0
+    file: Path | None = None
 
 
 class DataConfig(Strict):

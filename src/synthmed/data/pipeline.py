@@ -12,7 +12,7 @@ import numpy as np
 from synthmed.config.schema import DataConfig, SourceConfig
 from synthmed.data.preprocess import preprocess_items
 from synthmed.data.sources import load_source, resolve
-from synthmed.data.splits import split_by_patient
+from synthmed.data.splits import apply_split, load_split, patient_key, split_by_patient
 from synthmed.data.types import Item
 from synthmed.errors import InputError
 
@@ -45,14 +45,22 @@ def load_splits(cfg: DataConfig, base_dir: Path | None = None) -> dict[str, list
     """
     train_items = preprocess_items(load_source(cfg.train, base_dir), cfg.preprocess)
     test_fraction = 0.0 if cfg.test is not None else cfg.split.test_fraction
-    splits = split_by_patient(train_items, cfg.split.val_fraction, test_fraction, cfg.split.seed)
+    if cfg.split.file is not None:
+        splits = _pinned_split(train_items, resolve(cfg.split.file, base_dir or Path(".")))
+        test_fraction = 1.0 if cfg.test is None and splits["test"] else 0.0
+        val_needed = bool(splits["val"])
+    else:
+        splits = split_by_patient(
+            train_items, cfg.split.val_fraction, test_fraction, cfg.split.seed
+        )
+        val_needed = cfg.split.val_fraction > 0
     if cfg.test is not None:
         splits["test"] = preprocess_items(load_source(cfg.test, base_dir), cfg.preprocess)
         _warn_shared_patients(splits["train"] + splits["val"], splits["test"])
     needed = {
         "train": True,
-        "val": cfg.split.val_fraction > 0,
-        "test": cfg.test is not None or cfg.split.test_fraction > 0,
+        "val": val_needed,
+        "test": cfg.test is not None or test_fraction > 0,
     }
     for name, need in needed.items():
         if need and not splits[name]:
@@ -65,6 +73,25 @@ def load_splits(cfg: DataConfig, base_dir: Path | None = None) -> dict[str, list
                 source_location(spec, base_dir),
             )
     log.info("splits: %s", {k: len(v) for k, v in splits.items()})
+    return splits
+
+
+def _pinned_split(items: list[Item], path: Path) -> dict[str, list[Item]]:
+    """Items assigned by a split file; a file that lists patients the data lack is refused
+    too (it was made for other data, so the arms would not be the ones it pins)."""
+    ids = load_split(path)
+    try:
+        splits = apply_split(items, ids)
+    except InputError as exc:  # name the split file: that is what the user has to fix
+        raise InputError(f"{exc.problem} (data: {exc.path})", path) from None
+    present = {patient_key(item, i) for i, item in enumerate(items)}
+    missing = sorted({p for name in ids for p in ids[name]} - present)
+    if missing:
+        raise InputError(
+            f"{len(missing)} patient(s) of the split file are not in the data "
+            f"(e.g. '{missing[0]}'): wrong data folder or split file?",
+            path,
+        )
     return splits
 
 

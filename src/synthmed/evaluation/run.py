@@ -148,7 +148,9 @@ def with_evaluate_overrides(
         extra.append(f"evaluate.utility.seeds={json.dumps([int(s) for s in seeds])}")
     if not extra:
         return config
-    return resolve_config(config_to_dict(config), overrides=extra, source="evaluate options")
+    return resolve_config(
+        config_to_dict(config), overrides=extra, source="evaluate options", apply_preset=False
+    )
 
 
 def _int(value: Any, option: str) -> int:
