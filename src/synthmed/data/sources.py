@@ -12,6 +12,7 @@ import csv
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -344,4 +345,6 @@ def _load_phantom(spec: SourceConfig) -> list[Item]:
     )
     if not items:
         raise InputError(f"phantom '{p.kind}' produced no items")
+    if not p.labels:
+        items = [replace(item, label=None) for item in items]
     return items
