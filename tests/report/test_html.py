@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 
+import numpy as np
+
 from synthmed import api
 
 SECTIONS = (
@@ -56,3 +58,22 @@ def test_report_without_fidelity_and_privacy(evaluated_run, tmp_path):
     assert '<section id="fidelity"' not in html and '<section id="privacy"' not in html
     assert '<section id="utility-segmentation"' in html
     assert 'base64,"' not in html
+
+
+def test_synthetic_grid_of_an_image_only_set(tmp_path):
+    """Classification sets (Frid-Adar) have no label files: the grid shows the images alone."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from synthmed.report.html import _synthetic_grid
+
+    (tmp_path / "images").mkdir()
+    rows = ["index,seed,image_png,label_png,class"]
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / f"images/{i}.png")
+        rows.append(f"{i},{i},images/{i}.png,,{i % 2}")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    grid = Image.open(io.BytesIO(base64.b64decode(_synthetic_grid(tmp_path))))
+    assert grid.size[0] >= 512

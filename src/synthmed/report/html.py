@@ -62,10 +62,12 @@ def _synthetic_grid(folder: Path, n: int = 16) -> str:
             continue
         img = np.asarray(Image.open(folder / row["image_png"]), dtype=np.float32) / 255.0
         images.append(img[None] if img.ndim == 2 else np.moveaxis(img, -1, 0))
-        labels.append(np.asarray(Image.open(folder / row["label_png"]), dtype=np.int64))
+        if row.get("label_png"):  # image-only sets (classification) have no label files
+            labels.append(np.asarray(Image.open(folder / row["label_png"]), dtype=np.int64))
     if not images:
         return ""
-    return _b64(png_bytes(pair_grid(np.stack(images), np.stack(labels), ncol=8), min_size=512))
+    label_grid = np.stack(labels) if len(labels) == len(images) else None
+    return _b64(png_bytes(pair_grid(np.stack(images), label_grid, ncol=8), min_size=512))
 
 
 def _utility_blocks(metrics: dict) -> list[dict]:
