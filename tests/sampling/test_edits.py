@@ -214,3 +214,52 @@ def test_any_successful_move_stays_inside_with_equal_area(dy, dx):
         return
     assert _area(moved) == _area(_HYP_LABEL) and _inside(moved, _HYP_ORGAN)
     assert not (_HYP_ORGAN & (moved == 0)).any()
+
+
+def test_failed_edit_draws_retry_then_leave_the_map_unedited(monkeypatch):
+    """One impossible draw (a tiny lesion rotated to nothing) must not abort a whole export."""
+    from synthmed.sampling import conditions, edit_plan
+    from synthmed.sampling.edits import EditError
+
+    label = np.zeros((16, 16), np.int64)
+    label[4:10, 4:10] = 1
+    real_edit, calls = edit_plan.random_edit, {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise EditError("rotated lesion is empty")
+        return real_edit(*args, **kwargs)
+
+    monkeypatch.setattr(edit_plan, "random_edit", flaky)
+    maps, records = conditions._edited(label[None], [0], np.array([0]), lesion_value=1)
+    assert calls["n"] == 3 and json.loads(records[0])["kind"] in ("move", "scale", "rotate")
+
+    def never(*args, **kwargs):
+        raise EditError("no room")
+
+    monkeypatch.setattr(edit_plan, "random_edit", never)
+    maps, records = conditions._edited(label[None], [0], np.array([0]), lesion_value=1)
+    assert records == [""] and np.array_equal(maps[0], label)
+
+
+def test_lesion_only_maps_keep_edits_inside_the_imaged_organ():
+    """LGG-style maps hold the tumour alone: the brain seen in the image bounds the edits."""
+    from synthmed.sampling import conditions
+    from synthmed.sampling.edits import organ_mask_from_image
+
+    yy, xx = np.mgrid[:48, :48]
+    brain = (yy - 24) ** 2 + (xx - 24) ** 2 <= 14**2
+    image = np.where(brain, 0.7, 0.02)[None].repeat(3, axis=0)
+    image[:, 20:24, 20:24] = 0.0  # a dark spot inside the brain: a hole, filled
+    label = np.zeros((48, 48), np.int64)
+    label[22:27, 26:31] = 1
+    organ = organ_mask_from_image(image)
+    assert np.array_equal(organ, brain)
+    n = 24
+    maps, records = conditions._edited(
+        np.repeat(label[None], n, 0), list(range(n)), np.zeros(n, int), 1, image[None]
+    )
+    assert all(records)
+    for edited in maps:
+        assert edited.any() and not (edited.astype(bool) & ~brain).any()

@@ -16,6 +16,7 @@ Every sample's source (and edit) is returned for the manifest.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ import torch
 from synthmed.config.loading import read_run_config
 from synthmed.data.pairs import decode_pairs, labels_to_onehot
 from synthmed.errors import InputError
+
+log = logging.getLogger(__name__)
 
 MASK_STAGE = "mask_stage"
 
@@ -47,17 +50,23 @@ def _cascade_labels(run_dir: Path, seeds: list[int], device: str) -> tuple[np.nd
     return labels, [{**source, "label_seed": s} for s in seeds]
 
 
-def _training_labels(run_dir: Path) -> np.ndarray:
+def _training_labels(run_dir: Path, with_images: bool = False):
+    """The training label maps (N, *S) (and images (N, C, *S) in [0, 1] with ``with_images``)."""
     from synthmed.training.data import prepare_gan_data
 
     data = prepare_gan_data(read_run_config(run_dir).data)
-    _, labels = decode_pairs(data.pairs, data.image_channels)
-    return labels.numpy()
+    images, labels = decode_pairs(data.pairs, data.image_channels)
+    return (labels.numpy(), images.numpy()) if with_images else labels.numpy()
 
 
-def _edited(labels: np.ndarray, seeds: list[int], picks: np.ndarray, lesion_value: int):
-    from synthmed.sampling.edit_plan import random_edit
-    from synthmed.sampling.edits import organ_mask_from_label
+def _edited(
+    labels: np.ndarray,
+    seeds: list[int],
+    picks: np.ndarray,
+    lesion_value: int,
+    images: np.ndarray | None = None,
+):
+    from synthmed.sampling.edits import organ_mask_from_image, organ_mask_from_label
 
     out, records = [], []
     for seed, pick in zip(seeds, picks, strict=True):
@@ -68,14 +77,44 @@ def _edited(labels: np.ndarray, seeds: list[int], picks: np.ndarray, lesion_valu
             continue
         tissue = [v for v in np.unique(label) if v not in (0, lesion_value)]
         # maps with anatomy labels keep the lesion inside the organ; lesion-only maps (e.g.
-        # LGG tumour masks) have no organ label, so the whole image is the allowed region
-        organ = organ_mask_from_label(label, tissue) if tissue else np.ones(label.shape, bool)
-        edited, record = random_edit(
-            label, lesion_value, np.random.default_rng(seed), organ_mask=organ
-        )
+        # LGG tumour masks) have no organ label: the organ is the body part seen in the
+        # paired training image (the whole field of view when no image is given)
+        if tissue:
+            organ = organ_mask_from_label(label, tissue)
+        elif images is not None:
+            organ = organ_mask_from_image(images[pick]) | (label == lesion_value)
+        else:
+            organ = np.ones(label.shape, bool)
+        edited, record = _try_edits(label, lesion_value, np.random.default_rng(seed), organ)
         out.append(edited)
-        records.append(record.to_manifest())
+        records.append(record.to_manifest() if record is not None else "")
+    failed = sum(1 for r, pick in zip(records, picks, strict=True) if not r and labels[pick].any())
+    if failed:
+        log.warning(
+            "%d of %d lesion edits failed %d times; those maps stay unedited "
+            "(empty 'edits' in the manifest)",
+            failed,
+            len(records),
+            EDIT_ATTEMPTS,
+        )
     return np.stack(out), records
+
+
+EDIT_ATTEMPTS = 8
+
+
+def _try_edits(label: np.ndarray, lesion_value: int, rng: np.random.Generator, organ):
+    """A random edit; a draw that cannot work (a tiny lesion rotated to nothing, no room to
+    move) is followed by the next draw of the same generator, so results stay seeded."""
+    from synthmed.sampling.edit_plan import random_edit
+    from synthmed.sampling.edits import EditError
+
+    for _ in range(EDIT_ATTEMPTS):
+        try:
+            return random_edit(label, lesion_value, rng, organ_mask=organ)
+        except EditError:
+            continue
+    return label, None
 
 
 def _tumour_cases(bank, seeds, lesion_value, sizes, centres) -> tuple[np.ndarray, list[dict]]:
@@ -129,13 +168,13 @@ def translator_conditions(
     if source == "cascade":
         labels, rows = _cascade_labels(run_dir, seeds, device)
     elif source == "train":
-        bank = _training_labels(run_dir)
+        bank, bank_images = _training_labels(run_dir, with_images=True)
         picks = np.array([s % len(bank) for s in seeds])
         labels = bank[picks]
         rows = [{"label_source": "train", "label_row": int(p)} for p in picks]
         if edit:
             value = lesion_value if lesion_value is not None else num_classes - 1
-            labels, edits = _edited(bank, seeds, picks, value)
+            labels, edits = _edited(bank, seeds, picks, value, bank_images)
             rows = [{**r, "edits": e} for r, e in zip(rows, edits, strict=True)]
     elif source == "cases":
         value = lesion_value if lesion_value is not None else num_classes - 1

@@ -44,6 +44,27 @@ def organ_mask_from_label(label: np.ndarray, organ_values: Sequence[int]) -> np.
     return np.isin(np.asarray(label), np.asarray(list(organ_values)))
 
 
+def organ_mask_from_image(image: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """Bool mask of the imaged body part, for label maps that only hold the lesion (e.g. LGG
+    tumour masks): the largest connected region brighter than ``fraction`` of the image's
+    range (mean over channels), holes filled. Keeps edited lesions inside the brain instead
+    of anywhere in the field of view.
+
+    Args:
+        image: (C, H, W) or (C, D, H, W), any intensity range.
+    """
+    mean = np.asarray(image, dtype=np.float64).mean(axis=0)
+    low, high = float(mean.min()), float(mean.max())
+    if high <= low:
+        return np.ones(mean.shape, dtype=bool)
+    bright = ndimage.binary_fill_holes(mean > low + fraction * (high - low))
+    parts, n = ndimage.label(bright)
+    if n == 0:
+        return np.ones(mean.shape, dtype=bool)
+    sizes = ndimage.sum_labels(np.ones_like(parts), parts, index=np.arange(1, n + 1))
+    return parts == (int(np.argmax(sizes)) + 1)
+
+
 def resolve_organ_mask(
     label: np.ndarray,
     lesion_value: int,
