@@ -218,6 +218,10 @@ from synthmed.cli_share import register as _register_sharing  # noqa: E402
 
 _register_sharing(app)  # export, package, models list|show|generate
 
+from synthmed.cli_reproduce import register as _register_reproduce  # noqa: E402
+
+_register_reproduce(app)  # reproduce
+
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,117 @@
+"""Collect the experiments' results into benchmarks/REPRODUCTION.md (and a README per
+experiment folder): a headline table of every claim, then each experiment's own section.
+
+    python benchmarks/reproduction/make_report.py
+
+Reads benchmarks/reproduction/<experiment>/results.json (written by
+`synthmed reproduce NAME --results benchmarks/reproduction/NAME`) and the hand-written
+discussion in benchmarks/reproduction/discussion.md. Experiments without results are listed
+as not run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from synthmed.reproduce import list_experiments, read_experiment
+from synthmed.reproduce.markdown import results_markdown
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "REPRODUCTION.md"
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def headline(all_results: dict[str, dict]) -> list[str]:
+    lines = [
+        "| experiment | claim | paper | ours | verdict | scale |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, results in all_results.items():
+        scale = f"{results['scale']}, folds {results.get('folds_run')}, {results['seeds']} seeds"
+        for c in results["claims"]:
+            ours = (
+                f"{_f(c['ours'])} vs {_f(c['ours_versus'])} ({c['metric']}; difference "
+                f"{_f(c['mean_diff'])} [{_f(c['diff_ci_low'])}, {_f(c['diff_ci_high'])}], "
+                f"{c['n_pairs']} pairs)"
+            )
+            lines.append(
+                f"| {name} | {c['text']} | {c['paper']} | {ours} | {c['verdict']} | {scale} |"
+            )
+    return lines
+
+
+def experiment_readme(name: str, results: dict | None) -> str:
+    spec = read_experiment(name)
+    lines = [
+        f"# {spec.title}",
+        "",
+        f"Experiment file: `src/synthmed/reproduce/experiments/{name}.yaml` (arms, data, pinned "
+        f"split files {spec.folds} in `src/synthmed/reproduce/splits/`, scales, claims).",
+        "",
+        "Re-run (reduced CPU scale; add `--quick` for the phantom smoke version, `--scale paper` "
+        "for the presets' full settings):",
+        "",
+        "```",
+        f"synthmed reproduce {name} --data-root ../shared/data --out runs/reproduce/{name} "
+        f"--results benchmarks/reproduction/{name}",
+        "```",
+        "",
+    ]
+    if results is None:
+        lines.append("Not run yet: no results.json here.")
+    else:
+        lines += [
+            f"Last run: `{results['command']}` ({results['date']}, {results['machine']}, "
+            f"{results.get('wall_time_s')} s).",
+            "Per-arm reports (HTML, not committed) were written to the run folders: "
+            + ", ".join(f"`{r['report']}`" for r in results["runs"])
+            + " under the `--out` folder.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    found: dict[str, dict] = {}
+    for name in list_experiments():
+        file = HERE / name / "results.json"
+        results = json.loads(file.read_text()) if file.is_file() else None
+        if results is not None:
+            found[name] = results
+        (HERE / name).mkdir(exist_ok=True)
+        (HERE / name / "README.md").write_text(experiment_readme(name, results))
+    missing = [n for n in list_experiments() if n not in found]
+    discussion = HERE / "discussion.md"
+    parts = [
+        "# Reproducing the seed papers' claims",
+        "",
+        "Written by `python benchmarks/reproduction/make_report.py` from the committed "
+        "`benchmarks/reproduction/<experiment>/results.json` files; every number below comes "
+        "from one of them. Each experiment is one command, `synthmed reproduce NAME` (see its "
+        "folder's README.md). The papers' numbers come from ../shared/PAPERS.md and were "
+        "measured on other data and at full scale: compare directions and gaps, not absolute "
+        "values. A claim's verdict comes from the paired differences (same fold, seed, real "
+        "subset and initialisation): `holds` when the 95% bootstrap CI of the mean difference "
+        "lies on the claimed side (above 0 for 'better', above -margin for 'within'), "
+        "`reversed` / `does not hold` when it lies on the other side, `inconclusive` otherwise.",
+        "",
+        "## Headline",
+        "",
+        *headline(found),
+        "",
+    ]
+    if missing:
+        parts += ["Not run yet: " + ", ".join(f"`{n}`" for n in missing) + ".", ""]
+    if discussion.is_file():
+        parts += [discussion.read_text().strip(), ""]
+    for results in found.values():
+        parts += [results_markdown(results)]
+    OUT.write_text("\n".join(parts))
+    print(f"wrote {OUT} ({len(found)} experiments)")
+
+
+if __name__ == "__main__":
+    main()

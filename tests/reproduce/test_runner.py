@@ -1,0 +1,78 @@
+"""``synthmed reproduce NAME --quick``: the smoke version on built-in phantoms, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from synthmed.cli import app
+from synthmed.errors import InputError
+from synthmed.reproduce import run_experiment
+from synthmed.reproduce.spec import REAL_ARM
+
+
+def test_quick_segmentation_experiment(tmp_path):
+    """Two arms of the Kossen experiment: baselines trained once, shared by both arms."""
+    out = tmp_path / "kossen"
+    results = run_experiment(
+        "kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan", "wgan-gp-sn"], quiet=True
+    )
+    assert json.loads((out / "results.json").read_text())["experiment"] == "kossen2021-drive"
+    assert (out / "results.md").read_text().startswith("## Kossen-style")
+    assert [r["arm"] for r in results["runs"]] == ["dcgan", "wgan-gp-sn"]
+    for run in results["runs"]:
+        assert (out / run["report"]).is_file() and run["generator_steps"] == 3
+    rows = results["rows"]
+    real_rows = [r for r in rows if r["arm"] == REAL_ARM]
+    assert {r["protocol"] for r in real_rows} == {"real", "real+classic-aug"}
+    assert len(real_rows) == 2 * 2 * 2  # protocols x sizes (1, all) x seeds: once, not per arm
+    assert {(r["arm"], r["protocol"]) for r in rows if r["arm"] != REAL_ARM} == {
+        (arm, p)
+        for arm in ("dcgan", "wgan-gp-sn")
+        for p in ("synthetic-only", "pretrain-synthetic+finetune-real")
+    }
+    claims = {c["id"]: c for c in results["claims"]}
+    assert claims["transfer-one-patient"]["n_pairs"] == 2
+    assert claims["transfer-one-patient"]["verdict"] in {"holds", "reversed", "inconclusive"}
+    sets = results["synthetic_sets"]
+    assert len(sets) == 2 and sets[0]["privacy"]["logan_auc"] is not None
+    assert results["scale"].startswith("quick") and results["data"] == "built-in phantoms"
+    with pytest.raises(InputError, match="run before; pass --reuse"):
+        run_experiment("kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], quiet=True)
+    again = run_experiment(
+        "kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], quiet=True, reuse=True
+    )
+    assert "train_s" not in again["runs"][0]["wall_times"]  # nothing retrained
+    first = [r for r in rows if r["arm"] in (REAL_ARM, "dcgan")]
+    assert [r["dice_mean"] for r in again["rows"]] == [r["dice_mean"] for r in first]
+
+
+def test_quick_classification_experiment_via_cli(tmp_path):
+    """The Frid-Adar experiment (image classes only) through the command line."""
+    out, copy = tmp_path / "fa", tmp_path / "bench"
+    args = ["reproduce", "fridadar2018-breastmnist", "--quick", "--seeds", "2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--results", str(copy), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "dcgan-sensitivity:" in result.output and "results:" in result.output
+    results = json.loads((copy / "results.json").read_text())
+    assert results["task"] == "classification"
+    cells = {(c["arm"], c["protocol"]) for c in results["cells"]}
+    assert ("acgan", "real+synthetic:2+classic-aug") in cells
+    assert ("dcgan-per-class", "synthetic-only") in cells
+    beats = next(c for c in results["claims"] if c["id"] == "dcgan-beats-acgan")
+    assert beats["n_pairs"] == 2 and beats["versus_arm"] == "acgan"
+
+
+def test_cli_lists_experiments_and_names_missing_data(tmp_path):
+    runner = CliRunner()
+    listed = runner.invoke(app, ["reproduce", "--list"])
+    assert listed.exit_code == 0 and "shin2018-lgg:" in listed.output
+    missing = runner.invoke(
+        app,
+        ["reproduce", "shin2018-lgg", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")],
+    )
+    assert missing.exit_code != 0
+    assert isinstance(missing.exception, InputError)
+    assert "lgg_flair" in str(missing.exception) and "--data-root" in str(missing.exception)
