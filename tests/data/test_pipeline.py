@@ -63,17 +63,15 @@ def test_describe(make_item):
     assert describe([]) == {"n_items": 0, "n_patients": 0}
 
 
+def _patient_ids(root) -> list[str]:
+    whole = DataConfig(train=_source(root), split=SplitConfig(val_fraction=0, test_fraction=0))
+    return sorted({item.patient_id for item in load_splits(whole)["train"]})
+
+
 def test_split_file_pins_the_split(png_pairs, tmp_path):
     """A split file decides who is where, whatever the fractions and seed say."""
     root = png_pairs(n=5)
-    ids = sorted(
-        {
-            item.patient_id
-            for item in load_splits(
-                DataConfig(train=_source(root), split=SplitConfig(val_fraction=0, test_fraction=0))
-            )["train"]
-        }
-    )
+    ids = _patient_ids(root)
     file = tmp_path / "split.json"
     file.write_text(json.dumps({"train": ids[:3], "val": [ids[3]], "test": [ids[4]]}))
     for seed in (0, 1):
@@ -88,14 +86,7 @@ def test_split_file_pins_the_split(png_pairs, tmp_path):
 
 def test_split_file_errors_name_the_file(png_pairs, tmp_path):
     root = png_pairs(n=3)
-    ids = sorted(
-        {
-            i.patient_id
-            for i in load_splits(
-                DataConfig(train=_source(root), split=SplitConfig(val_fraction=0, test_fraction=0))
-            )["train"]
-        }
-    )
+    ids = _patient_ids(root)
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"train": ids[:2], "val": []}))
     cfg = DataConfig(train=_source(root), split=SplitConfig(file=missing))

@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from synthmed.cli import app
 from synthmed.errors import InputError
-from synthmed.reproduce import run_experiment
+from synthmed.reproduce import run_experiment, runner
 from synthmed.reproduce.spec import REAL_ARM
 
 
-def test_quick_segmentation_experiment(tmp_path):
+def test_quick_segmentation_experiment(tmp_path, monkeypatch):
     """Two arms of the Kossen experiment: baselines trained once, shared by both arms."""
     out = tmp_path / "kossen"
     results = run_experiment(
@@ -47,6 +47,15 @@ def test_quick_segmentation_experiment(tmp_path):
     assert "train_s" not in again["runs"][0]["wall_times"]  # nothing retrained
     first = [r for r in rows if r["arm"] in (REAL_ARM, "dcgan")]
     assert [r["dice_mean"] for r in again["rows"]] == [r["dice_mean"] for r in first]
+
+    original = runner.arm_config
+    monkeypatch.setattr(runner, "arm_config", lambda *a, **k: _with_steps(original(*a, **k), 99))
+    with pytest.raises(InputError, match="trained with other .* settings"):
+        run_experiment("kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], reuse=True)
+
+
+def _with_steps(cfg, steps):
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": steps})})
 
 
 def test_quick_classification_experiment_via_cli(tmp_path):

@@ -103,6 +103,12 @@ def _run_arm(
     trained = (run_dir / "checkpoints" / "last.pt").is_file()
     if trained and not reuse:
         raise InputError("this arm was run before; pass --reuse or choose another --out", run_dir)
+    if trained and _trained_differently(run_dir, config):
+        raise InputError(
+            "--reuse: this arm was trained with other data/model/training settings than the "
+            "experiment now gives; choose another --out",
+            run_dir,
+        )
     if not trained:
         _timed(times, "train_s", api.train, config, run_dir, quiet=quiet)
     if not (reuse and (run_dir / "synthetic" / "manifest.csv").is_file()):
@@ -125,6 +131,12 @@ def _run_arm(
         )
     _timed(times, "report_s", api.report, run_dir)
     return metrics, times
+
+
+def _trained_differently(run_dir: Path, config: RunConfig) -> bool:
+    saved = api.load_run_config(run_dir)
+    keep = {"data", "model", "train", "mask_stage"}
+    return saved.model_dump(include=keep) != config.model_dump(include=keep)
 
 
 def _same_evaluation(metrics_file: Path, wanted: dict) -> bool:
