@@ -140,6 +140,11 @@ def _train_mask_stage(config: RunConfig, data, run_dir: Path, resume: bool, quie
             "name": f"{config.name}-{MASK_STAGE}",
         }
     )
+    if config.mask_stage.foreground_only:
+        from synthmed.training.data import with_foreground_only
+
+        data = with_foreground_only(data)
+        log.info("mask stage: %d training maps with foreground", len(data.pairs))
     stage_dir = run_dir / MASK_STAGE
     stage_dir.mkdir(exist_ok=True)
     write_text(stage_dir / "config.yaml", dump_yaml(stage_cfg))

@@ -244,6 +244,9 @@ class StageConfig(Strict):
 
     model: ModelConfig = ModelConfig(name="mask_gan")
     train: TrainConfig = TrainConfig()
+    # Platscher 2021's lesion GAN learns lesions: on data where most slices have none (LGG:
+    # two thirds), a mask GAN trained on every map collapses to the empty map
+    foreground_only: bool = False
 
 
 class RunConfig(Strict):

@@ -5,7 +5,7 @@ Keeping the whole (patch) set as one tensor avoids per-step file I/O (PERFORMANC
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +103,17 @@ def prepare_gan_data(cfg: DataConfig, base_dir: Path | None = None) -> GanData:
     assert pairs.shape[1] == images.shape[1] + label_channels_for(num_classes)
     classes, num_image_classes = row_classes(train_items, item_index)
     return GanData(pairs, int(images.shape[1]), num_classes, splits, classes, num_image_classes)
+
+
+def with_foreground_only(data: GanData) -> GanData:
+    """The rows whose label map has any foreground (a lesion-mask GAN's training set).
+
+    Raises:
+        InputError: no row has foreground.
+    """
+    labels = data.pairs[:, data.image_channels :]
+    keep = (labels > 0).flatten(1).any(dim=1)
+    if not bool(keep.any()):
+        raise InputError("mask_stage.foreground_only: no training label map has foreground")
+    classes = data.classes[keep] if data.classes is not None else None
+    return replace(data, pairs=data.pairs[keep], classes=classes)

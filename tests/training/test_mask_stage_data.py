@@ -1,0 +1,42 @@
+"""The mask stage of a cascade can learn from the label maps with foreground only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synthmed import api
+from synthmed.config import resolve_config
+from synthmed.errors import InputError
+from synthmed.training.data import GanData, with_foreground_only
+
+
+def _data(empty_rows: int, full_rows: int) -> GanData:
+    pairs = -torch.ones(empty_rows + full_rows, 2, 8, 8)
+    pairs[empty_rows:, 1, 2:4, 2:4] = 1.0  # a lesion in the label channel
+    classes = torch.arange(empty_rows + full_rows)
+    return GanData(pairs, 1, 2, {}, classes=classes, num_image_classes=len(classes))
+
+
+def test_with_foreground_only_keeps_rows_with_a_lesion():
+    kept = with_foreground_only(_data(3, 2))
+    assert len(kept.pairs) == 2 and kept.classes.tolist() == [3, 4]
+    with pytest.raises(InputError, match="no training label map has foreground"):
+        with_foreground_only(_data(3, 0))
+
+
+def test_cascade_mask_stage_trains_on_lesion_maps_only(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train_gan(config, data, run_dir, resume=False, quiet=False):
+        seen[config.model.name] = data.pairs
+        return None
+
+    monkeypatch.setattr("synthmed.training.loop.train_gan", fake_train_gan)
+    monkeypatch.setattr("synthmed.training.data.prepare_gan_data", lambda cfg: _data(3, 2))
+    cfg = resolve_config(
+        preset="platscher2021-mask-gan", overrides=["mask_stage.foreground_only=true"]
+    )
+    api.train(cfg, tmp_path / "run", quiet=True)
+    assert len(seen["spade"]) == 5 and len(seen["mask_gan"]) == 2
+    assert bool((seen["mask_gan"][:, 1] > 0).flatten(1).any(dim=1).all())
