@@ -122,3 +122,16 @@ def test_lesion_roi_crop_centres_lesion():
     assert roi.image.shape == (1, 16, 16) and roi.label.shape == (16, 16)
     rows, cols = np.nonzero(roi.label)
     assert abs(rows.mean() - 7.5) < 1 and abs(cols.mean() - 7.5) < 1
+
+
+def test_patient_scope_keeps_an_empty_slice_dark(rng):
+    """Per image, a slice holding only scanner noise is stretched to full range; with the
+    patient's statistics it stays as dark as it is next to the patient's other slices."""
+    tissue = Item(image=rng.uniform(100, 200, (1, 16, 16)).astype(np.float32), patient_id="p")
+    noise = Item(image=rng.uniform(0, 5, (1, 16, 16)).astype(np.float32), patient_id="p")
+    other = Item(image=rng.uniform(0, 5, (1, 16, 16)).astype(np.float32), patient_id="q")
+    per_image = preprocess_items([tissue, noise, other], PreprocessConfig())
+    assert per_image[1].image.max() == pytest.approx(1.0)
+    scoped = preprocess_items([tissue, noise, other], PreprocessConfig(normalize_scope="patient"))
+    assert scoped[1].image.max() < 0.05 and scoped[0].image.max() == pytest.approx(1.0)
+    assert scoped[2].image.max() == pytest.approx(1.0)  # patient q: its own statistics

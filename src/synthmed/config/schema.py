@@ -82,6 +82,9 @@ class PreprocessConfig(Strict):
 
     channels: Literal["keep", "grey", "green", "first"] | list[int] = "keep"
     normalize: Literal["percentile", "minmax", "zscore", "ct_window", "none"] = "percentile"
+    # statistics from each image, or from all images of a patient: slice data such as LGG
+    # need "patient", or a near-empty top slice is stretched until its noise looks like tissue
+    normalize_scope: Literal["image", "patient"] = "image"
     percentiles: tuple[float, float] = (0.5, 99.5)
     ct_window: tuple[float, float] | None = None
     resize: list[int] | None = None

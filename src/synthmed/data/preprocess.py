@@ -72,8 +72,10 @@ def normalize(
     percentiles: tuple[float, float] = (0.5, 99.5),
     ct_window: tuple[float, float] | None = None,
     fov: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Map intensities to a fixed range, with statistics from one image.
+    """Map intensities to a fixed range, with statistics from one image (or from
+    ``reference``: the values of all images of its patient, see ``normalize_scope``).
 
     Statistics are taken over all channels together (so colour balance is kept) and only
     inside ``fov`` when given (the black surround of a fundus photo would otherwise set the
@@ -97,6 +99,8 @@ def normalize(
         centre, width = ct_window
         return _scale(image, centre - width / 2, centre + width / 2)
     values = image[:, fov] if fov is not None and fov.any() else image
+    if reference is not None:
+        values = reference
     if mode == "percentile":
         low, high = np.percentile(values, percentiles)
         return _scale(image, float(low), float(high))
@@ -270,9 +274,12 @@ def slice_volume(item: Item, axis: int, only_labelled: bool = False) -> list[Ite
     return pieces
 
 
-def _preprocess_one(item: Item, cfg: PreprocessConfig) -> list[Item]:
+def _preprocess_one(
+    item: Item, cfg: PreprocessConfig, reference: np.ndarray | None = None
+) -> list[Item]:
     image = select_channels(item.image, cfg.channels)
-    image = normalize(image, cfg.normalize, cfg.percentiles, cfg.ct_window, item.meta.get("fov"))
+    fov = item.meta.get("fov")
+    image = normalize(image, cfg.normalize, cfg.percentiles, cfg.ct_window, fov, reference)
     item = item.with_(image=image)
     pieces = (
         [item]
@@ -300,6 +307,26 @@ def _apply_label_mode(label: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return label
 
 
+REFERENCE_VALUES = 200_000  # per patient: enough for stable 0.5/99.5 percentiles
+
+
+def _patient_references(items: Sequence[Item], cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """Per patient, an evenly thinned sample of the values of all its images (inside the FOV
+    where known), after channel selection: the statistics ``normalize_scope: patient`` uses."""
+    values: dict[str, list[np.ndarray]] = {}
+    for item in items:
+        image = select_channels(item.image, cfg.channels).astype(np.float32)
+        fov = item.meta.get("fov")
+        picked = image[:, fov] if fov is not None and fov.any() else image
+        values.setdefault(item.patient_id, []).append(picked.ravel())
+    out = {}
+    for pid, parts in values.items():
+        joined = np.concatenate(parts)
+        step = max(1, len(joined) // REFERENCE_VALUES)
+        out[pid] = joined[::step]
+    return out
+
+
 def preprocess_items(items: Sequence[Item], cfg: PreprocessConfig) -> list[Item]:
     """Apply channel selection, normalisation, slicing, resizing and label mode in that order.
 
@@ -308,10 +335,11 @@ def preprocess_items(items: Sequence[Item], cfg: PreprocessConfig) -> list[Item]
     Raises:
         InputError: a setting that does not fit an item, naming the item's source.
     """
+    references = _patient_references(items, cfg) if cfg.normalize_scope == "patient" else {}
     out: list[Item] = []
     for item in items:
         try:
-            out.extend(_preprocess_one(item, cfg))
+            out.extend(_preprocess_one(item, cfg, references.get(item.patient_id)))
         except InputError as exc:
             if exc.path is not None:
                 raise
