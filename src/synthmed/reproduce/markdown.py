@@ -85,17 +85,17 @@ def _vs(syn: dict, ref: dict, key: str, scale: float = 1.0) -> str:
 
 def _sets(results: dict) -> list[str]:
     lines = [
-        "| arm | fold | n | KID x1e3 (held-out ref) | precision (ref) | recall (ref) "
+        "| arm | fold | n | KID x1e3 (held-out ref) | FD (ref) | precision (ref) | recall (ref) "
         "| coverage (ref) | near-copies pixel / embedding | distance-attack AUC (TPR@1%FPR) "
         "| LOGAN AUC (TPR@1%FPR) | Meehan C_T |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results["synthetic_sets"]:
         fid, priv = s["fidelity"], s["privacy"]
         syn, ref = fid["synthetic_vs_train"], fid["heldout_vs_train"]
 
         lines.append(
-            f"| {s['arm']} | {s['fold']} | {_f(s['n_synthetic'])} | {_vs(syn, ref, 'kid_mean', 1e3)} "
+            f"| {s['arm']} | {s['fold']} | {_f(s['n_synthetic'])} | {_vs(syn, ref, 'kid_mean', 1e3)} | {_vs(syn, ref, 'fd')} "
             f"| {_vs(syn, ref, 'precision')} | {_vs(syn, ref, 'recall')} | {_vs(syn, ref, 'coverage')} "
             f"| {_f(priv['near_copy_rate_pixel'])} / {_f(priv['near_copy_rate_embedding'])} "
             f"| {_f(priv['distance_attack_auc'])} ({_f(priv['distance_attack_tpr_at_1pct_fpr'])}) "
