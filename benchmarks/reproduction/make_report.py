@@ -15,14 +15,10 @@ import json
 from pathlib import Path
 
 from synthmed.reproduce import list_experiments, read_experiment
-from synthmed.reproduce.markdown import results_markdown
+from synthmed.reproduce.markdown import fmt, results_markdown
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "REPRODUCTION.md"
-
-
-def _f(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def headline(all_results: dict[str, dict]) -> list[str]:
@@ -34,8 +30,8 @@ def headline(all_results: dict[str, dict]) -> list[str]:
         scale = f"{results['scale']}, folds {results.get('folds_run')}, {results['seeds']} seeds"
         for c in results["claims"]:
             ours = (
-                f"{_f(c['ours'])} vs {_f(c['ours_versus'])} ({c['metric']}; difference "
-                f"{_f(c['mean_diff'])} [{_f(c['diff_ci_low'])}, {_f(c['diff_ci_high'])}], "
+                f"{fmt(c['ours'])} vs {fmt(c['ours_versus'])} ({c['metric']}; difference "
+                f"{fmt(c['mean_diff'])} [{fmt(c['diff_ci_low'])}, {fmt(c['diff_ci_high'])}], "
                 f"{c['n_pairs']} pairs)"
             )
             lines.append(

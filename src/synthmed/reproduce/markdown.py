@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 
-def _f(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for a table: fixed digits, ``n/a`` for missing or non-finite values."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if isinstance(value, float):
@@ -18,8 +19,8 @@ def _metric_cell(cell: dict, metric: str) -> str:
     stats = cell.get(metric)
     if not stats or not stats.get("n"):
         return "n/a"
-    text = f"{_f(stats['mean'])} ± {_f(stats['std'])}"
-    return text + f" [{_f(stats['ci_low'])}, {_f(stats['ci_high'])}]"
+    text = f"{fmt(stats['mean'])} ± {fmt(stats['std'])}"
+    return text + f" [{fmt(stats['ci_low'])}, {fmt(stats['ci_high'])}]"
 
 
 def _claims(results: dict) -> list[str]:
@@ -31,12 +32,12 @@ def _claims(results: dict) -> list[str]:
     ]
     for c in results["claims"]:
         ours = (
-            f"{c['arm']} / {c['protocol']} @ {c['size']}: {_f(c['ours'])} vs "
+            f"{c['arm']} / {c['protocol']} @ {c['size']}: {fmt(c['ours'])} vs "
             f"{c['versus_arm']} / {c['versus']} @ {c['versus_size'] or c['size']}: "
-            f"{_f(c['ours_versus'])} ({c['metric']}, {c['n_pairs']} pairs)"
+            f"{fmt(c['ours_versus'])} ({c['metric']}, {c['n_pairs']} pairs)"
         )
         margin = f" (margin {c['margin']:g})" if c["kind"] == "within" else ""
-        diff = f"{_f(c['mean_diff'])} [{_f(c['diff_ci_low'])}, {_f(c['diff_ci_high'])}]"
+        diff = f"{fmt(c['mean_diff'])} [{fmt(c['diff_ci_low'])}, {fmt(c['diff_ci_high'])}]"
         lines.append(f"| {c['text']} | {c['paper']} | {ours} | {diff} | {c['verdict']}{margin} |")
     return lines
 
@@ -63,7 +64,7 @@ def _cells(results: dict) -> list[str]:
         if cell["protocol"] == "synthetic-only" and str(cell["size"]) != str(top):
             continue  # trained once per seed: the same model at every size
         comp = tests.get((cell["arm"], cell["protocol"], str(cell["size"])))
-        p = f"{_f(comp['p_value'])} ({comp['n_pairs']})" if comp else "baseline"
+        p = f"{fmt(comp['p_value'])} ({comp['n_pairs']})" if comp else "baseline"
         values = " | ".join(_metric_cell(cell, m) for m in metrics)
         lines.append(f"| {cell['arm']} | {cell['protocol']} | {cell['size']} | {values} | {p} |")
     return lines
@@ -80,7 +81,7 @@ def _vs(syn: dict, ref: dict, key: str, scale: float = 1.0) -> str:
     a, b = syn.get(key), ref.get(key)
     a = a * scale if a is not None else None
     b = b * scale if b is not None else None
-    return f"{_f(a, 2)} ({_f(b, 2)})"
+    return f"{fmt(a, 2)} ({fmt(b, 2)})"
 
 
 def _sets(results: dict) -> list[str]:
@@ -95,12 +96,12 @@ def _sets(results: dict) -> list[str]:
         syn, ref = fid["synthetic_vs_train"], fid["heldout_vs_train"]
 
         lines.append(
-            f"| {s['arm']} | {s['fold']} | {_f(s['n_synthetic'])} | {_vs(syn, ref, 'kid_mean', 1e3)} | {_vs(syn, ref, 'fd')} "
+            f"| {s['arm']} | {s['fold']} | {fmt(s['n_synthetic'])} | {_vs(syn, ref, 'kid_mean', 1e3)} | {_vs(syn, ref, 'fd')} "
             f"| {_vs(syn, ref, 'precision')} | {_vs(syn, ref, 'recall')} | {_vs(syn, ref, 'coverage')} "
-            f"| {_f(priv['near_copy_rate_pixel'])} / {_f(priv['near_copy_rate_embedding'])} "
-            f"| {_f(priv['distance_attack_auc'])} ({_f(priv['distance_attack_tpr_at_1pct_fpr'])}) "
-            f"| {_f(priv['logan_auc'])} ({_f(priv['logan_tpr_at_1pct_fpr'])}) "
-            f"| {_f(priv['meehan_c_t'], 1)} |"
+            f"| {fmt(priv['near_copy_rate_pixel'])} / {fmt(priv['near_copy_rate_embedding'])} "
+            f"| {fmt(priv['distance_attack_auc'])} ({fmt(priv['distance_attack_tpr_at_1pct_fpr'])}) "
+            f"| {fmt(priv['logan_auc'])} ({fmt(priv['logan_tpr_at_1pct_fpr'])}) "
+            f"| {fmt(priv['meehan_c_t'], 1)} |"
         )
     return lines
 
@@ -116,7 +117,7 @@ def _runs(results: dict) -> list[str]:
         steps = f"{r['generator_steps']}" + (
             f" ({r['mask_stage_steps']})" if r.get("mask_stage_steps") else ""
         )
-        times = " / ".join(_f(t.get(k), 0) for k in ("train_s", "sample_s", "evaluate_s"))
+        times = " / ".join(fmt(t.get(k), 0) for k in ("train_s", "sample_s", "evaluate_s"))
         lines.append(
             f"| {r['arm']} | {r['fold']} | {steps} | {r['pair_shape']} | {r['n_training_pairs']} "
             f"| {r['n_synthetic']} | {r['utility_steps']} | {times} |"
@@ -133,7 +134,7 @@ def results_markdown(results: dict) -> str:
         f"fold(s) {results.get('folds_run', [0])} of {results['folds']} x {results['seeds']} "
         "seeds per cell; "
         f"{results['date']}, {results['machine']}, synthmed {results['synthmed']}, "
-        f"wall time {_f(results.get('wall_time_s'), 0)} s.",
+        f"wall time {fmt(results.get('wall_time_s'), 0)} s.",
         f"Command: `{results['command']}`",
         "",
         "### Claims",
