@@ -13,24 +13,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from synthmed import __version__, api
 from synthmed.config import load_run_config
+from synthmed.machine import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "drive_wgan_gp_sn_quick.yaml"
-
-
-def machine() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, {gpu}"
 
 
 def main() -> None:
@@ -84,7 +77,7 @@ def main() -> None:
         "benchmark": "drive_quick",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": describe_machine(),
         "synthmed": __version__,
         "scale": "quick: 32x32 patches at half resolution (292x282), 600 generator steps, "
         "base width 32; U-Net 3 levels (config evaluate.utility)",

@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from synthmed import __version__, api
 from synthmed.config import load_run_config
 from synthmed.data.synthetic import read_synthetic_arrays
+from synthmed.machine import describe_machine
 from synthmed.report.figures import pair_grid, save_png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +68,7 @@ def run_preset(preset: str, work: Path, dest: Path, overrides: list[str]) -> dic
         "image_shape": list(np.asarray(images).shape[1:]),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}",
+        "machine": describe_machine(),
         "synthmed": __version__,
     }
 

@@ -8,18 +8,16 @@ import copy
 import datetime as dt
 import json
 import logging
-import platform
 import time
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from synthmed import __version__, api
 from synthmed.atomic import write_json, write_text
 from synthmed.config.loading import deep_merge, read_preset, resolve_config
 from synthmed.config.schema import RunConfig
 from synthmed.errors import InputError
+from synthmed.machine import describe_machine
 from synthmed.reproduce.markdown import results_markdown
 from synthmed.reproduce.spec import ArmSpec, ExperimentSpec, read_experiment, split_file
 from synthmed.reproduce.summary import (
@@ -276,11 +274,6 @@ def _results(spec, rows, sets, runs, scale, quick, n_seeds, sizes, data_root, co
         "rows": rows,
         "command": command,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": describe_machine(),
         "synthmed": __version__,
     }
-
-
-def _machine() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, {gpu}"
