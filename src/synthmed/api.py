@@ -145,6 +145,16 @@ def _train_mask_stage(config: RunConfig, data, run_dir: Path, resume: bool, quie
 
         data = with_foreground_only(data)
         log.info("mask stage: %d training maps with foreground", len(data.pairs))
+    if config.mask_stage.size is not None:
+        from synthmed.training.data import resized_pairs
+
+        full_size = list(data.spatial_size)
+        data = resized_pairs(data, config.mask_stage.size)
+        model = stage_cfg.model.model_copy(
+            update={"options": {**stage_cfg.model.options, "output_size": full_size}}
+        )
+        stage_cfg = stage_cfg.model_copy(update={"model": model})
+        log.info("mask stage: trained at %s, sampled at %s", config.mask_stage.size, full_size)
     stage_dir = run_dir / MASK_STAGE
     stage_dir.mkdir(exist_ok=True)
     write_text(stage_dir / "config.yaml", dump_yaml(stage_cfg))

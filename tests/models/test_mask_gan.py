@@ -55,3 +55,24 @@ def test_spectral_norm_option_and_bad_channels() -> None:
     with pytest.raises(ValueError, match="label_channels"):
         _build(label_channels=0)
     assert "mask_gan" in MODELS.names()
+
+
+@pytest.mark.parametrize("size,output", [((8, 8), (32, 32)), ((8, 8, 8), (16, 16, 16))])
+def test_output_size_scales_soft_channels_before_decoding(size, output) -> None:
+    """A mask GAN trained small (mask_stage.size) samples at the data's size."""
+    from synthmed.models.base import synthesize_pairs
+
+    gan = _build(size, output_size=output)
+    small = gan.generate(torch.randn(2, 8))
+    assert small.shape[2:] == size  # the critic trains at the small size
+    pairs = synthesize_pairs(gan, torch.randn(2, 8))
+    assert pairs.shape == (2, 2, *output)
+    blob = -torch.ones(1, 1, *size)
+    blob[(0, 0, *[slice(s // 4, 3 * s // 4) for s in size])] = 1.0
+    up = gan.to_output_size(blob)
+    assert up.shape[2:] == output and up.min() >= -1 and up.max() <= 1
+    # linear scaling then thresholding keeps the blob where it was, at the new size
+    labels = decode_mask(up)[0]
+    centre = tuple(o // 2 for o in output)
+    assert labels[centre] == 1 and labels[(0,) * len(output)] == 0
+    assert _build(size).to_output_size(blob) is blob

@@ -14,20 +14,38 @@ from synthmed.reproduce.spec import REAL_ARM
 
 
 def test_quick_segmentation_experiment(tmp_path, monkeypatch):
-    """Two arms of the Kossen experiment: baselines trained once, shared by both arms."""
+    """Kossen smoke run: baselines trained once per fold and kept when an arm is added."""
     out = tmp_path / "kossen"
+    first = run_experiment(
+        "kossen2021-drive", out, quick=True, seeds=2, arms=["wgan-gp-sn"], quiet=True
+    )
+    first_real = [r for r in first["rows"] if r["arm"] == REAL_ARM]
+    with pytest.raises(InputError, match="run before; pass --reuse"):
+        run_experiment("kossen2021-drive", out, quick=True, seeds=2, quiet=True)
+    # adding the DCGAN arm: the stored WGAN-GP-SN evaluation keeps carrying the baselines
     results = run_experiment(
-        "kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan", "wgan-gp-sn"], quiet=True
+        "kossen2021-drive",
+        out,
+        quick=True,
+        seeds=2,
+        arms=["dcgan", "wgan-gp-sn"],
+        quiet=True,
+        reuse=True,
     )
     assert json.loads((out / "results.json").read_text())["experiment"] == "kossen2021-drive"
     assert (out / "results.md").read_text().startswith("## Kossen-style")
     assert [r["arm"] for r in results["runs"]] == ["dcgan", "wgan-gp-sn"]
     for run in results["runs"]:
         assert (out / run["report"]).is_file() and run["generator_steps"] == 3
+    times = results["runs"][1]["wall_times"]
+    assert "train_s" not in times and "evaluate_s" not in times  # nothing retrained
+    dcgan_metrics = json.loads((out / "fold0" / "dcgan" / "metrics.json").read_text())
+    assert "real" not in dcgan_metrics["evaluation"]["utility"]["protocols"]
     rows = results["rows"]
     real_rows = [r for r in rows if r["arm"] == REAL_ARM]
     assert {r["protocol"] for r in real_rows} == {"real", "real+classic-aug"}
     assert len(real_rows) == 2 * 2 * 2  # protocols x sizes (1, all) x seeds: once, not per arm
+    assert real_rows == first_real
     assert {(r["arm"], r["protocol"]) for r in rows if r["arm"] != REAL_ARM} == {
         (arm, p)
         for arm in ("dcgan", "wgan-gp-sn")
@@ -39,18 +57,10 @@ def test_quick_segmentation_experiment(tmp_path, monkeypatch):
     sets = results["synthetic_sets"]
     assert len(sets) == 2 and sets[0]["privacy"]["logan_auc"] is not None
     assert results["scale"].startswith("quick") and results["data"] == "built-in phantoms"
-    with pytest.raises(InputError, match="run before; pass --reuse"):
-        run_experiment("kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], quiet=True)
-    again = run_experiment(
-        "kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], quiet=True, reuse=True
-    )
-    assert "train_s" not in again["runs"][0]["wall_times"]  # nothing retrained
-    first = [r for r in rows if r["arm"] in (REAL_ARM, "dcgan")]
-    assert [r["dice_mean"] for r in again["rows"]] == [r["dice_mean"] for r in first]
 
     original = runner.arm_config
     monkeypatch.setattr(runner, "arm_config", lambda *a, **k: _with_steps(original(*a, **k), 99))
-    with pytest.raises(InputError, match="trained with other .* settings"):
+    with pytest.raises(InputError, match="run with other .* settings"):
         run_experiment("kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], reuse=True)
 
 

@@ -40,3 +40,35 @@ def test_cascade_mask_stage_trains_on_lesion_maps_only(tmp_path, monkeypatch):
     api.train(cfg, tmp_path / "run", quiet=True)
     assert len(seen["spade"]) == 5 and len(seen["mask_gan"]) == 2
     assert bool((seen["mask_gan"][:, 1] > 0).flatten(1).any(dim=1).all())
+
+
+def test_resized_pairs_area_averages_and_checks_size():
+    from synthmed.training.data import resized_pairs
+
+    small = resized_pairs(_data(1, 1), [4, 4])
+    assert small.pairs.shape == (2, 2, 4, 4)
+    assert small.pairs[1, 1, 1, 1] == 1.0 and small.pairs[0, 1].max() == -1.0
+    assert resized_pairs(_data(1, 1), [8, 8]).pairs.shape == (2, 2, 8, 8)
+    with pytest.raises(InputError, match="larger than the data"):
+        resized_pairs(_data(1, 1), [16, 16])
+    with pytest.raises(InputError, match="needs 2 axes"):
+        resized_pairs(_data(1, 1), [4, 4, 4])
+
+
+def test_mask_stage_trained_small_samples_full_size_label_maps(tmp_path):
+    """mask_stage.size: the mask GAN trains at 16x16 on 32x32 data; sampled maps are 32x32."""
+    from synthmed.data.synthetic import read_synthetic_arrays
+    from synthmed.training.checkpoint import load_checkpoint
+    from tests.test_presets import smoke_overrides
+
+    overrides = [*smoke_overrides("platscher2021-mask-gan"), "mask_stage.size=[16,16]"]
+    cfg = resolve_config(preset="platscher2021-mask-gan", quick=True, overrides=overrides)
+    run = tmp_path / "run"
+    api.train(cfg, run, quiet=True)
+    kwargs = load_checkpoint(run / "mask_stage" / "checkpoints" / "last.pt")["model_kwargs"]
+    assert kwargs["spatial_size"] == [16, 16] and kwargs["output_size"] == [32, 32]
+    out = api.sample(run, n=3, out=tmp_path / "syn", device="cpu", quiet=True)
+    images, labels = read_synthetic_arrays(out)
+    assert images.shape[-2:] == (32, 32) and labels.shape == (3, 32, 32)
+    with pytest.raises(ValueError, match="mask_stage.size"):
+        resolve_config(preset="platscher2021-mask-gan", overrides=["mask_stage.size=[2,2]"])

@@ -250,6 +250,19 @@ class StageConfig(Strict):
     # Platscher 2021's lesion GAN learns lesions: on data where most slices have none (LGG:
     # two thirds), a mask GAN trained on every map collapses to the empty map
     foreground_only: bool = False
+    # train the mask GAN at this smaller size (e.g. [32, 32] on 128x128 slices): lesion masks
+    # are smooth blobs, and at full size a WGAN-GP on a few hundred sparse masks saturates its
+    # tanh at "background" and never draws one (LGG). Its maps are scaled back to the data's
+    # size before decoding (linear on the soft channels, then thresholded: smooth outlines)
+    size: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _positive_size(self) -> StageConfig:
+        if self.size is not None and (not self.size or any(int(s) < 8 for s in self.size)):
+            raise ValueError(
+                f"mask_stage.size must list sizes >= 8 per axis (the generator starts at 4), got {self.size}"
+            )
+        return self
 
 
 class RunConfig(Strict):

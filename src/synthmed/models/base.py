@@ -94,7 +94,8 @@ def synthesize_pairs(
     * ``class_pair``: ``generator(z, classes)``.
     * ``translator``: the generated image next to the label channels of ``condition``
       (one-hot, background first): the label map that made the image is its label.
-    * ``mask``: the generated label channels next to a black (-1) image.
+    * ``mask``: the generated label channels (scaled to the model's ``output_size``) next to a
+      black (-1) image.
 
     Args:
         z: (N, latent_dim) latents (not needed by translators without noise input).
@@ -115,7 +116,7 @@ def synthesize_pairs(
         label_part = condition[:, 1:] * 2 - 1
         return torch.cat([image, label_part.to(image.dtype)], dim=1)
     if model.kind == "mask":
-        labels = gen(z)
+        labels = model.to_output_size(gen(z))
         shape = (labels.shape[0], model.image_channels, *labels.shape[2:])
         return torch.cat([labels.new_full(shape, -1.0), labels], dim=1)
     raise ValueError(f"unknown model kind '{model.kind}'")

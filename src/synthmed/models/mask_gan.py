@@ -12,12 +12,17 @@ Decoding (:func:`decode_mask`) is the rule of :func:`synthmed.data.pairs.decode_
 is foreground when its strongest channel exceeds ``threshold``, and then takes class
 ``argmax + 1``; otherwise it is background 0. Every output is therefore a valid label map with
 values in ``{0, ..., label_channels}``.
+
+A mask GAN may be trained smaller than the data (``output_size`` larger than
+``spatial_size``, set by ``mask_stage.size``): :meth:`MaskGANModel.to_output_size` then scales
+its soft channels up (bilinear / trilinear) before decoding, so outlines stay smooth.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 from synthmed.data.pairs import decode_pairs
@@ -75,9 +80,20 @@ class MaskGANModel(GenerativeModel):
 
     kind = "mask"
 
+    def __init__(self, *args, output_size: tuple[int, ...] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_size = tuple(output_size) if output_size else tuple(self.spatial_size)
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Map latents to label channels (see class docstring)."""
+        """Map latents to label channels at the training size (see class docstring)."""
         return self.generator(z)
+
+    def to_output_size(self, channels: torch.Tensor) -> torch.Tensor:
+        """Channels at the training size -> at ``output_size`` (identity when they match)."""
+        if tuple(channels.shape[2:]) == self.output_size:
+            return channels
+        mode = "bilinear" if channels.dim() == 4 else "trilinear"
+        return F.interpolate(channels, size=self.output_size, mode=mode, align_corners=False)
 
     forward = generate
 
@@ -99,11 +115,13 @@ def build_mask_gan(
     base_channels: int = 64,
     kernel_size: int = 5,
     spectral_norm: bool = False,
+    output_size: tuple[int, ...] | None = None,
 ) -> MaskGANModel:
     """WGAN-GP mask GAN (Guibas 2017 stage I; Platscher 2021 lesion GAN). Train with ``wgan_gp``.
 
     ``image_channels`` is recorded (the translator of stage II generates the image), not
-    generated. ``spectral_norm`` wraps the critic's layers (Miyato 2018).
+    generated. ``spectral_norm`` wraps the critic's layers (Miyato 2018). ``output_size``: the
+    size sampled maps are scaled to (default ``spatial_size``, the training size).
     """
     if label_channels < 1:
         raise ValueError(f"mask_gan needs label_channels >= 1, got {label_channels}")
@@ -122,4 +140,5 @@ def build_mask_gan(
         label_channels=label_channels,
         spatial_size=size,
         spatial_dims=spatial_dims,
+        output_size=None if output_size is None else tuple(int(s) for s in output_size),
     )

@@ -28,6 +28,7 @@ from synthmed.reproduce.summary import (
     tagged_rows,
     task_metrics,
 )
+from synthmed.training.checkpoint import file_sha256
 
 log = logging.getLogger(__name__)
 DEFAULT_DATA_ROOT = Path("../shared/data")
@@ -103,8 +104,8 @@ def _run_arm(
         raise InputError("this arm was run before; pass --reuse or choose another --out", run_dir)
     if trained and _trained_differently(run_dir, config):
         raise InputError(
-            "--reuse: this arm was trained with other data/model/training settings than the "
-            "experiment now gives; choose another --out",
+            "--reuse: this arm was run with other data/model/training/sampling/evaluation "
+            "settings than the experiment now gives; choose another --out",
             run_dir,
         )
     if not trained:
@@ -112,8 +113,7 @@ def _run_arm(
     if not (reuse and (run_dir / "synthetic" / "manifest.csv").is_file()):
         _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet)
     metrics_file = run_dir / "metrics.json"
-    wanted = {"protocols": protocols, "sizes": sizes, "seeds": list(range(seeds))}
-    if reuse and metrics_file.is_file() and _same_evaluation(metrics_file, wanted):
+    if reuse and _covers(metrics_file, _wanted(protocols, sizes, seeds)):
         metrics = json.loads(metrics_file.read_text())
     else:
         metrics = _timed(
@@ -132,14 +132,42 @@ def _run_arm(
 
 
 def _trained_differently(run_dir: Path, config: RunConfig) -> bool:
-    saved = api.load_run_config(run_dir)
-    keep = {"data", "model", "train", "mask_stage"}
-    return saved.model_dump(include=keep) != config.model_dump(include=keep)
+    keep = {"data", "model", "train", "mask_stage", "sample", "evaluate"}
+    saved = api.load_run_config(run_dir).model_dump(include=keep)
+    wanted = config.model_dump(include=keep)
+    for dump in (saved, wanted):  # a split file counts by content, not by install location
+        split = dump["data"].get("split") or {}
+        if split.get("file") is not None:
+            where = Path(split["file"])
+            split["file"] = file_sha256(where) if where.is_file() else where.name
+    return saved != wanted
 
 
-def _same_evaluation(metrics_file: Path, wanted: dict) -> bool:
+def _covers(metrics_file: Path, wanted: dict) -> bool:
+    """Whether a stored evaluation has the wanted sizes and seeds and at least the wanted
+    protocols (rows of other protocols are dropped by the caller)."""
+    if not metrics_file.is_file():
+        return False
     utility = (json.loads(metrics_file.read_text()).get("evaluation") or {}).get("utility", {})
-    return all(utility.get(k) == v for k, v in wanted.items())
+    same = all(utility.get(k) == wanted[k] for k in ("sizes", "seeds"))
+    return same and set(wanted["protocols"]) <= set(utility.get("protocols") or [])
+
+
+def _wanted(protocols: list[str], sizes: list, seeds: int) -> dict:
+    return {"protocols": list(protocols), "sizes": list(sizes), "seeds": list(range(seeds))}
+
+
+def _baseline_arm(spec: ExperimentSpec, chosen: list[ArmSpec], fold: int, out: Path, **kw) -> str:
+    """The arm whose evaluation carries the fold's real-only baselines: with ``--reuse`` the
+    first one that has them stored already (so adding an arm does not re-train them), else
+    the first arm."""
+    if kw["reuse"]:
+        protocols = [*spec.baseline_protocols, *spec.synthetic_protocols]
+        wanted = _wanted(protocols, kw["sizes"], kw["seeds"])
+        for arm in chosen:
+            if _covers(out / f"fold{fold}" / arm.name / "metrics.json", wanted):
+                return arm.name
+    return chosen[0].name
 
 
 def run_experiment(
@@ -187,20 +215,29 @@ def run_experiment(
     sizes = list(spec.quick_sizes if quick else spec.sizes)
     if not quick:
         _check_data_root(spec, Path(data_root))
+    if not reuse:  # before any work, not when the loop reaches the arm
+        for fold in folds:
+            for arm in chosen:
+                if (out / f"fold{fold}" / arm.name / "checkpoints" / "last.pt").is_file():
+                    raise InputError(
+                        "this arm was run before; pass --reuse or choose another --out",
+                        out / f"fold{fold}" / arm.name,
+                    )
     start = time.perf_counter()
     rows, sets, runs = [], [], []
     for fold in folds:
-        for index, arm in enumerate(chosen):
+        carrier = _baseline_arm(spec, chosen, fold, out, reuse=reuse, sizes=sizes, seeds=n_seeds)
+        for arm in chosen:
             config = arm_config(spec, arm, fold, scale, quick, Path(data_root))
             protocols = list(spec.synthetic_protocols)
-            if index == 0:
+            if arm.name == carrier:
                 protocols = [*spec.baseline_protocols, *protocols]
             run_dir = out / f"fold{fold}" / arm.name
             log.info("%s: fold %d, arm %s -> %s", spec.name, fold, arm.name, run_dir)
             metrics, times = _run_arm(
                 config, run_dir, protocols, sizes, n_seeds, device, quiet, reuse
             )
-            rows += tagged_rows(metrics, arm.name, fold)
+            rows += [r for r in tagged_rows(metrics, arm.name, fold) if r["protocol"] in protocols]
             sets.append({"arm": arm.name, "fold": fold, **fidelity_privacy(metrics)})
             runs.append(_run_entry(arm, fold, config, run_dir, out, times, metrics))
     results = _results(

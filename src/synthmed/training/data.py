@@ -117,3 +117,25 @@ def with_foreground_only(data: GanData) -> GanData:
         raise InputError("mask_stage.foreground_only: no training label map has foreground")
     classes = data.classes[keep] if data.classes is not None else None
     return replace(data, pairs=data.pairs[keep], classes=classes)
+
+
+def resized_pairs(data: GanData, size: list[int]) -> GanData:
+    """The pairs scaled to ``size`` by area averaging (a mask GAN trained smaller than the data).
+
+    Averaging the -1/+1 label channels gives soft outlines rather than the jagged ones of
+    nearest-neighbour resampling; a mask GAN's tanh output can match those.
+
+    Raises:
+        InputError: ``size`` has the wrong number of axes or is larger than the data.
+    """
+    import torch.nn.functional as F
+
+    current = tuple(data.spatial_size)
+    size = tuple(int(s) for s in size)
+    if len(size) != len(current):
+        raise InputError(f"mask_stage.size {list(size)} needs {len(current)} axes (data {current})")
+    if any(s > c for s, c in zip(size, current, strict=True)):
+        raise InputError(f"mask_stage.size {list(size)} is larger than the data's size {current}")
+    if size == current:
+        return data
+    return replace(data, pairs=F.interpolate(data.pairs, size=size, mode="area"))
