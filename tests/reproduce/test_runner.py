@@ -80,6 +80,7 @@ def test_quick_classification_experiment_via_cli(tmp_path):
     cells = {(c["arm"], c["protocol"]) for c in results["cells"]}
     assert ("acgan", "real+synthetic:2+classic-aug") in cells
     assert ("dcgan-per-class", "synthetic-only") in cells
+    assert ("dcgan-per-class", "real+synthetic:300/class+classic-aug") in cells  # the sweep
     beats = next(c for c in results["claims"] if c["id"] == "dcgan-beats-acgan")
     assert beats["n_pairs"] == 2 and beats["versus_arm"] == "acgan"
 

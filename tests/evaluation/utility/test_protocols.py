@@ -12,6 +12,7 @@ from synthmed.evaluation.utility.protocols import (
     Settings,
     build_training_set,
     parse_protocol,
+    per_class_count,
     run_protocol,
 )
 from synthmed.evaluation.utility.sets import TrainingSet
@@ -109,3 +110,26 @@ def test_settings_from_the_run_config() -> None:
     s = Settings.from_config(UtilityConfig(steps=7, channels=[4, 8]), 3, patience=None)
     assert (s.steps, s.channels, s.num_classes, s.patience) == (7, (4, 8), 3, None)
     assert s.lr == UtilityConfig().lr and s.val_every == UtilityConfig().val_every
+
+
+def test_per_class_count_protocol_draws_n_of_every_class_nested() -> None:
+    """Frid-Adar's sweep: N synthetic images per class, whatever the real class sizes."""
+    real, synth = _sets()
+    assert per_class_count("real+synthetic:3/class+classic-aug") == 3
+    assert per_class_count("real+synthetic:2") is None
+    assert parse_protocol("real+synthetic:3/class+classic-aug") == ("real+synthetic", None, True)
+    drawn = {}
+    for n in (2, 5):
+        data, augment = build_training_set(
+            f"real+synthetic:{n}/class+classic-aug", real, synth, rng=4
+        )
+        assert augment and data.n_real == 6 and data.n_synthetic == 2 * n
+        rows = data.images[6:, 0, 0, 0].astype(int) - 100
+        assert np.bincount(rows % 2).tolist() == [n, n]  # 4 real of class 0, 2 of class 1
+        drawn[n] = set(rows.tolist())
+    assert drawn[2] <= drawn[5]
+    for bad in ("real+synthetic:0/class", "real+synthetic:x/class", "real+synthetic:1.5/class"):
+        with pytest.raises(ValueError, match="whole number"):
+            parse_protocol(bad)
+    with pytest.raises(ValueError, match="bad synthetic amount"):
+        parse_protocol("real+synthetic:lots")

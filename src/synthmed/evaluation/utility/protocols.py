@@ -5,6 +5,9 @@ Names (an optional ``+classic-aug`` suffix turns on classic augmentation for any
 - ``real``: real training rows only; ``real+classic-aug`` is the baseline to beat.
 - ``real+synthetic:R``: real rows plus R synthetic rows per real row (Frid-Adar et al. 2018,
   Platscher et al. 2021), drawn per class when both sets have image classes.
+- ``real+synthetic:N/class``: real rows plus N synthetic rows of every class of the real rows
+  (N in all when there are no image classes): Frid-Adar's sweep of synthetic images added
+  per class. For one seed the draws are nested (the N=100 rows contain the N=50 rows).
 - ``synthetic-only``: the synthetic rows alone (the anonymization arm; Shin et al. 2018,
   Kossen et al. 2021).
 - ``pretrain-synthetic+finetune-real``: pretrain on synthetic rows, then fine-tune on the
@@ -38,6 +41,7 @@ Task = Literal["segmentation", "classification"]
 AUG_SUFFIX = "+classic-aug"
 MIXED = "real+synthetic"
 PRETRAIN = "pretrain-synthetic+finetune-real"
+PER_CLASS = "/class"
 BASES = ("real", MIXED, "synthetic-only", PRETRAIN)
 
 
@@ -96,10 +100,29 @@ def parse_protocol(protocol: str) -> tuple[str, float | None, bool]:
     if base not in BASES:
         valid = ", ".join(BASES)
         raise ValueError(f"unknown protocol {protocol!r}; bases: {valid} (+classic-aug)")
-    ratio = float(ratio_text) if ratio_text else None
+    if ratio_text.endswith(PER_CLASS):
+        per_class_count(protocol)  # validates N
+        return base, None, augment
+    try:
+        ratio = float(ratio_text) if ratio_text else None
+    except ValueError:
+        raise ValueError(
+            f"bad synthetic amount in {protocol!r}: use {MIXED}:R (a ratio) or {MIXED}:N/class"
+        ) from None
     if ratio is not None and ratio < 0:
         raise ValueError(f"negative synthetic ratio in {protocol!r}")
     return base, ratio, augment
+
+
+def per_class_count(protocol: str) -> int | None:
+    """``"real+synthetic:100/class+classic-aug"`` -> 100; None for other names."""
+    name = protocol.strip().lower().removesuffix(AUG_SUFFIX)
+    if not (name.startswith(MIXED + ":") and name.endswith(PER_CLASS)):
+        return None
+    text = name[len(MIXED) + 1 : -len(PER_CLASS)]
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{protocol!r}: N in {MIXED}:N/class must be a whole number >= 1")
+    return int(text)
 
 
 def draw_rows(n: int, pool: int, rng: np.random.Generator) -> np.ndarray:
@@ -134,6 +157,21 @@ def sample_synthetic(
     return synthetic.take(np.concatenate(parts))
 
 
+def sample_synthetic_per_class(
+    real: TrainingSet, synthetic: TrainingSet, n: int, rng: np.random.Generator
+) -> TrainingSet:
+    """``n`` synthetic rows of every class of the real rows (``n`` in all without classes)."""
+    if real.classes is None or synthetic.classes is None:
+        return synthetic.take(draw_rows(n, len(synthetic), rng))
+    parts = []
+    for c in np.unique(real.classes):
+        pool = np.flatnonzero(synthetic.classes == c)
+        if not len(pool):
+            raise ValueError(f"no synthetic rows of class {int(c)} to mix in")
+        parts.append(pool[draw_rows(n, len(pool), rng)])
+    return synthetic.take(np.concatenate(parts))
+
+
 def build_training_set(
     protocol: str,
     real: TrainingSet,
@@ -162,10 +200,13 @@ def build_training_set(
     synthetic = replace(synthetic, patient_ids=["synthetic"] * len(synthetic))
     if base == "synthetic-only":
         return synthetic, augment
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
+    count = per_class_count(protocol)
+    if count is not None:
+        return concat_sets(real, sample_synthetic_per_class(real, synthetic, count, rng)), augment
     ratio = named_ratio if named_ratio is not None else ratio
     if ratio is None:
         raise ValueError(f"protocol {protocol!r} needs a ratio (e.g. '{MIXED}:2')")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
     return concat_sets(real, sample_synthetic(real, synthetic, ratio, rng)), augment
 
 
