@@ -26,7 +26,7 @@ import numpy as np
 
 from synthmed.atomic import write_json, write_text
 from synthmed.config.loading import absolutize_paths, dump_yaml, read_run_config, resolve_config
-from synthmed.config.schema import RunConfig
+from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -246,18 +246,22 @@ def evaluate(
     sizes: list[int | str] | None = None,
     seeds: int | list[int] | None = None,
     overrides: list[str] | None = None,
+    settings: EvaluateConfig | None = None,
 ) -> dict:
     """Utility, fidelity and privacy of the run's synthetic set; writes ``metrics.json``.
 
-    Samples the run first when it has no ``synthetic/`` folder yet. ``protocols`` (names or
-    ``all``), ``sizes`` (real patients, ints or ``all``), ``seeds`` (N -> seeds 0..N-1, or a
-    list) and ``overrides`` (``evaluate.*`` keys, e.g. ``evaluate.utility.steps=100``) replace
-    the run config's ``evaluate`` settings for this evaluation; metrics.json records them.
+    Samples the run first when it has no ``synthetic/`` folder yet. ``settings`` replaces the
+    run config's whole ``evaluate`` section (the reproduction runner passes its experiment's);
+    ``protocols`` (names or ``all``), ``sizes`` (real patients, ints or ``all``), ``seeds``
+    (N -> seeds 0..N-1, or a list) and ``overrides`` (``evaluate.*`` keys, e.g.
+    ``evaluate.utility.steps=100``) then change single settings; metrics.json records them.
     """
     from synthmed.evaluation.run import evaluate_run, with_evaluate_overrides
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    if settings is not None:
+        config = config.model_copy(update={"evaluate": settings})
     config = with_evaluate_overrides(config, protocols, sizes, seeds, overrides)
     synth_dir = run_dir / "synthetic"
     if not (synth_dir / "manifest.csv").is_file():

@@ -58,10 +58,27 @@ def test_quick_segmentation_experiment(tmp_path, monkeypatch):
     assert len(sets) == 2 and sets[0]["privacy"]["logan_auc"] is not None
     assert results["scale"].startswith("quick") and results["data"] == "built-in phantoms"
 
+    # other evaluation settings: the trained arms are kept, the evaluation is made again
     original = runner.arm_config
+    monkeypatch.setattr(
+        runner, "arm_config", lambda *a, **k: _with_utility_steps(original(*a, **k))
+    )
+    changed = run_experiment(
+        "kossen2021-drive", out, quick=True, seeds=2, arms=["wgan-gp-sn"], quiet=True, reuse=True
+    )
+    times = changed["runs"][0]["wall_times"]
+    assert "train_s" not in times and "evaluate_s" in times
+    stored = json.loads((out / "fold0" / "wgan-gp-sn" / "metrics.json").read_text())
+    assert stored["evaluation"]["utility"]["steps"] == 5
+
     monkeypatch.setattr(runner, "arm_config", lambda *a, **k: _with_steps(original(*a, **k), 99))
-    with pytest.raises(InputError, match="run with other .* settings"):
+    with pytest.raises(InputError, match="trained with other .* settings"):
         run_experiment("kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], reuse=True)
+
+
+def _with_utility_steps(cfg):
+    utility = cfg.evaluate.utility.model_copy(update={"steps": 5})
+    return cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"utility": utility})})
 
 
 def _with_steps(cfg, steps):

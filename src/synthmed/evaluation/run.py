@@ -46,7 +46,7 @@ def _provenance(inputs: EvalInputs, run_dir: Path, synth_dir: Path, timing: dict
     }
 
 
-def _settings(config: RunConfig) -> dict[str, Any]:
+def evaluation_settings(config: RunConfig) -> dict[str, Any]:
     """The evaluation settings as metrics.json records them (the report's config section)."""
     ecfg = config.evaluate
     return {
@@ -112,7 +112,7 @@ def evaluate_run(
         "n_training_pairs": len(inputs.real),
         "pair_shape": list(inputs.real.images.shape[1:]),
         "data": {name: describe(items) for name, items in inputs.splits.items()},
-        "evaluation": _settings(config),
+        "evaluation": evaluation_settings(config),
         **sections,
         "provenance": _provenance(inputs, run_dir, synth_dir, timing),
     }

@@ -17,6 +17,7 @@ from synthmed.atomic import write_json, write_text
 from synthmed.config.loading import deep_merge, read_preset, resolve_config
 from synthmed.config.schema import RunConfig
 from synthmed.errors import InputError
+from synthmed.evaluation.run import evaluation_settings, with_evaluate_overrides
 from synthmed.machine import describe_machine
 from synthmed.reproduce.markdown import results_markdown
 from synthmed.reproduce.spec import ArmSpec, ExperimentSpec, read_experiment, split_file
@@ -104,8 +105,8 @@ def _run_arm(
         raise InputError("this arm was run before; pass --reuse or choose another --out", run_dir)
     if trained and _trained_differently(run_dir, config):
         raise InputError(
-            "--reuse: this arm was run with other data/model/training/sampling/evaluation "
-            "settings than the experiment now gives; choose another --out",
+            "--reuse: this arm was trained with other data/model/training/sampling settings "
+            "than the experiment now gives; choose another --out",
             run_dir,
         )
     if not trained:
@@ -113,7 +114,8 @@ def _run_arm(
     if not (reuse and (run_dir / "synthetic" / "manifest.csv").is_file()):
         _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet)
     metrics_file = run_dir / "metrics.json"
-    if reuse and _covers(metrics_file, _wanted(protocols, sizes, seeds)):
+    wanted = _wanted(config, protocols, sizes, seeds)
+    if reuse and _covers(metrics_file, wanted):
         metrics = json.loads(metrics_file.read_text())
     else:
         metrics = _timed(
@@ -126,13 +128,14 @@ def _run_arm(
             protocols=protocols,
             sizes=sizes,
             seeds=seeds,
+            settings=config.evaluate,
         )
     _timed(times, "report_s", api.report, run_dir)
     return metrics, times
 
 
 def _trained_differently(run_dir: Path, config: RunConfig) -> bool:
-    keep = {"data", "model", "train", "mask_stage", "sample", "evaluate"}
+    keep = {"data", "model", "train", "mask_stage", "sample"}  # evaluation: see _covers
     saved = api.load_run_config(run_dir).model_dump(include=keep)
     wanted = config.model_dump(include=keep)
     for dump in (saved, wanted):  # a split file counts by content, not by install location
@@ -144,17 +147,21 @@ def _trained_differently(run_dir: Path, config: RunConfig) -> bool:
 
 
 def _covers(metrics_file: Path, wanted: dict) -> bool:
-    """Whether a stored evaluation has the wanted sizes and seeds and at least the wanted
-    protocols (rows of other protocols are dropped by the caller)."""
+    """Whether a stored evaluation was made with the wanted settings (the experiment's
+    ``evaluate`` section, sizes, seeds) and has at least the wanted protocols (rows of other
+    protocols are dropped by the caller)."""
     if not metrics_file.is_file():
         return False
-    utility = (json.loads(metrics_file.read_text()).get("evaluation") or {}).get("utility", {})
-    same = all(utility.get(k) == wanted[k] for k in ("sizes", "seeds"))
-    return same and set(wanted["protocols"]) <= set(utility.get("protocols") or [])
+    stored = copy.deepcopy(json.loads(metrics_file.read_text()).get("evaluation") or {})
+    wanted = copy.deepcopy(wanted)
+    have = set(stored.get("utility", {}).pop("protocols", None) or [])
+    return set(wanted["utility"].pop("protocols")) <= have and stored == wanted
 
 
-def _wanted(protocols: list[str], sizes: list, seeds: int) -> dict:
-    return {"protocols": list(protocols), "sizes": list(sizes), "seeds": list(range(seeds))}
+def _wanted(config: RunConfig, protocols: list[str], sizes: list, seeds: int) -> dict:
+    """The evaluation settings as metrics.json records them, for this arm's evaluation."""
+    chosen = with_evaluate_overrides(config, protocols, sizes, seeds)
+    return evaluation_settings(chosen)
 
 
 def _baseline_arm(spec: ExperimentSpec, chosen: list[ArmSpec], fold: int, out: Path, **kw) -> str:
@@ -163,8 +170,9 @@ def _baseline_arm(spec: ExperimentSpec, chosen: list[ArmSpec], fold: int, out: P
     the first arm."""
     if kw["reuse"]:
         protocols = [*spec.baseline_protocols, *spec.synthetic_protocols]
-        wanted = _wanted(protocols, kw["sizes"], kw["seeds"])
         for arm in chosen:
+            config = kw["configs"][arm.name]
+            wanted = _wanted(config, protocols, kw["sizes"], kw["seeds"])
             if _covers(out / f"fold{fold}" / arm.name / "metrics.json", wanted):
                 return arm.name
     return chosen[0].name
@@ -226,9 +234,12 @@ def run_experiment(
     start = time.perf_counter()
     rows, sets, runs = [], [], []
     for fold in folds:
-        carrier = _baseline_arm(spec, chosen, fold, out, reuse=reuse, sizes=sizes, seeds=n_seeds)
+        configs = {a.name: arm_config(spec, a, fold, scale, quick, Path(data_root)) for a in chosen}
+        carrier = _baseline_arm(
+            spec, chosen, fold, out, reuse=reuse, sizes=sizes, seeds=n_seeds, configs=configs
+        )
         for arm in chosen:
-            config = arm_config(spec, arm, fold, scale, quick, Path(data_root))
+            config = configs[arm.name]
             protocols = list(spec.synthetic_protocols)
             if arm.name == carrier:
                 protocols = [*spec.baseline_protocols, *protocols]
