@@ -100,6 +100,14 @@ def test_quick_classification_experiment_via_cli(tmp_path):
     assert ("dcgan-per-class", "real+synthetic:300/class+classic-aug") in cells  # the sweep
     beats = next(c for c in results["claims"] if c["id"] == "dcgan-beats-acgan")
     assert beats["n_pairs"] == 2 and beats["versus_arm"] == "acgan"
+    # per-class arms keep their checkpoints in classes/class_K: still recognised as trained
+    again = CliRunner().invoke(app, [*args, "--out", str(out), "-q"])
+    assert isinstance(again.exception, InputError) and "pass --reuse" in str(again.exception)
+    again = CliRunner().invoke(app, [*args, "--out", str(out), "--reuse", "-q"])
+    assert again.exit_code == 0, again.output
+    rerun = json.loads((out / "results.json").read_text())
+    assert all("train_s" not in run["wall_times"] for run in rerun["runs"])
+    assert rerun["rows"] == results["rows"]
 
 
 def test_cli_lists_experiments_and_names_missing_data(tmp_path):

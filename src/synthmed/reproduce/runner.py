@@ -29,7 +29,7 @@ from synthmed.reproduce.summary import (
     tagged_rows,
     task_metrics,
 )
-from synthmed.training.checkpoint import file_sha256
+from synthmed.training.checkpoint import file_sha256, find_last_checkpoint
 
 log = logging.getLogger(__name__)
 DEFAULT_DATA_ROOT = Path("../shared/data")
@@ -100,7 +100,7 @@ def _run_arm(
 ) -> tuple[dict, dict]:
     """Train (unless reused), sample, evaluate and report one arm; its metrics and times."""
     times: dict[str, float] = {}
-    trained = (run_dir / "checkpoints" / "last.pt").is_file()
+    trained = find_last_checkpoint(run_dir) is not None  # per-class runs: classes/class_K
     if trained and not reuse:
         raise InputError("this arm was run before; pass --reuse or choose another --out", run_dir)
     if trained and _trained_differently(run_dir, config):
@@ -226,7 +226,7 @@ def run_experiment(
     if not reuse:  # before any work, not when the loop reaches the arm
         for fold in folds:
             for arm in chosen:
-                if (out / f"fold{fold}" / arm.name / "checkpoints" / "last.pt").is_file():
+                if find_last_checkpoint(out / f"fold{fold}" / arm.name) is not None:
                     raise InputError(
                         "this arm was run before; pass --reuse or choose another --out",
                         out / f"fold{fold}" / arm.name,
