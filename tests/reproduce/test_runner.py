@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +12,7 @@ from synthmed.cli import app
 from synthmed.errors import InputError
 from synthmed.reproduce import run_experiment, runner
 from synthmed.reproduce.spec import REAL_ARM
+from synthmed.training.checkpoint import load_checkpoint
 
 
 def test_quick_segmentation_experiment(tmp_path, monkeypatch):
@@ -57,6 +59,16 @@ def test_quick_segmentation_experiment(tmp_path, monkeypatch):
     sets = results["synthetic_sets"]
     assert len(sets) == 2 and sets[0]["privacy"]["logan_auc"] is not None
     assert results["scale"].startswith("quick") and results["data"] == "built-in phantoms"
+
+    # an interrupted arm (last.pt at an earlier checkpoint, never sampled) is trained on
+    arm_dir = out / "fold0" / "dcgan"
+    shutil.copy(arm_dir / "checkpoints" / "step_0000002.pt", arm_dir / "checkpoints" / "last.pt")
+    (arm_dir / "synthetic" / "manifest.csv").unlink()
+    resumed = run_experiment(
+        "kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], quiet=True, reuse=True
+    )
+    assert {"train_s", "sample_s", "evaluate_s"} <= set(resumed["runs"][0]["wall_times"])
+    assert load_checkpoint(arm_dir / "checkpoints" / "last.pt")["step"] == 3
 
     # other evaluation settings: the trained arms are kept, the evaluation is made again
     original = runner.arm_config

@@ -111,11 +111,16 @@ def _run_arm(
         )
     if not trained:
         _timed(times, "train_s", api.train, config, run_dir, quiet=quiet)
+    elif not (run_dir / "synthetic" / "manifest.csv").is_file():
+        # never sampled: training may have been interrupted (last.pt is written at every
+        # checkpoint), so resume it; a finished stage returns at once
+        _timed(times, "train_s", api.train, config, run_dir, resume=True, quiet=quiet)
     if not (reuse and (run_dir / "synthetic" / "manifest.csv").is_file()):
         _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet)
     metrics_file = run_dir / "metrics.json"
     wanted = _wanted(config, protocols, sizes, seeds)
-    if reuse and _covers(metrics_file, wanted):
+    fresh = "train_s" in times or "sample_s" in times  # a stored evaluation is of older samples
+    if reuse and not fresh and _covers(metrics_file, wanted):
         metrics = json.loads(metrics_file.read_text())
     else:
         metrics = _timed(
