@@ -260,7 +260,8 @@ class StageConfig(Strict):
     def _positive_size(self) -> StageConfig:
         if self.size is not None and (not self.size or any(int(s) < 8 for s in self.size)):
             raise ValueError(
-                f"mask_stage.size must list sizes >= 8 per axis (the generator starts at 4), got {self.size}"
+                "mask_stage.size must list sizes >= 8 per axis (the generator starts at 4), "
+                f"got {self.size}"
             )
         return self
 

@@ -101,9 +101,8 @@ def _run_arm(
     """Train (unless reused), sample, evaluate and report one arm; its metrics and times."""
     times: dict[str, float] = {}
     trained = find_last_checkpoint(run_dir) is not None  # per-class runs: classes/class_K
-    if trained and not reuse:
-        raise InputError("this arm was run before; pass --reuse or choose another --out", run_dir)
-    if trained and _trained_differently(run_dir, config):
+    sampled = (run_dir / "synthetic" / "manifest.csv").is_file()
+    if trained and _trained_differently(run_dir, config):  # run_experiment checked --reuse
         raise InputError(
             "--reuse: this arm was trained with other data/model/training/sampling settings "
             "than the experiment now gives; choose another --out",
@@ -111,11 +110,11 @@ def _run_arm(
         )
     if not trained:
         _timed(times, "train_s", api.train, config, run_dir, quiet=quiet)
-    elif not (run_dir / "synthetic" / "manifest.csv").is_file():
+    elif not sampled:
         # never sampled: training may have been interrupted (last.pt is written at every
         # checkpoint), so resume it; a finished stage returns at once
         _timed(times, "train_s", api.train, config, run_dir, resume=True, quiet=quiet)
-    if not (reuse and (run_dir / "synthetic" / "manifest.csv").is_file()):
+    if not (reuse and sampled):
         _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet)
     metrics_file = run_dir / "metrics.json"
     wanted = _wanted(config, protocols, sizes, seeds)
@@ -169,18 +168,16 @@ def _wanted(config: RunConfig, protocols: list[str], sizes: list, seeds: int) ->
     return evaluation_settings(chosen)
 
 
-def _baseline_arm(spec: ExperimentSpec, chosen: list[ArmSpec], fold: int, out: Path, **kw) -> str:
-    """The arm whose evaluation carries the fold's real-only baselines: with ``--reuse`` the
-    first one that has them stored already (so adding an arm does not re-train them), else
-    the first arm."""
-    if kw["reuse"]:
-        protocols = [*spec.baseline_protocols, *spec.synthetic_protocols]
-        for arm in chosen:
-            config = kw["configs"][arm.name]
-            wanted = _wanted(config, protocols, kw["sizes"], kw["seeds"])
-            if _covers(out / f"fold{fold}" / arm.name / "metrics.json", wanted):
-                return arm.name
-    return chosen[0].name
+def _baseline_arm(
+    spec: ExperimentSpec, configs: dict[str, RunConfig], fold_dir: Path, sizes: list, seeds: int
+) -> str | None:
+    """The first arm (of ``configs``, in order) whose stored evaluation already holds the
+    fold's real-only baselines with the wanted settings, or None."""
+    protocols = [*spec.baseline_protocols, *spec.synthetic_protocols]
+    for name, config in configs.items():
+        if _covers(fold_dir / name / "metrics.json", _wanted(config, protocols, sizes, seeds)):
+            return name
+    return None
 
 
 def run_experiment(
@@ -240,9 +237,12 @@ def run_experiment(
     rows, sets, runs = [], [], []
     for fold in folds:
         configs = {a.name: arm_config(spec, a, fold, scale, quick, Path(data_root)) for a in chosen}
-        carrier = _baseline_arm(
-            spec, chosen, fold, out, reuse=reuse, sizes=sizes, seeds=n_seeds, configs=configs
+        # the arm that carries the real-only baselines: with --reuse one that has them stored
+        # (adding an arm does not re-train them), else the first
+        stored = (
+            _baseline_arm(spec, configs, out / f"fold{fold}", sizes, n_seeds) if reuse else None
         )
+        carrier = stored or chosen[0].name
         for arm in chosen:
             config = configs[arm.name]
             protocols = list(spec.synthetic_protocols)

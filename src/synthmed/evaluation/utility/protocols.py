@@ -142,31 +142,25 @@ def draw_rows(n: int, pool: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_synthetic(
-    real: TrainingSet, synthetic: TrainingSet, ratio: float, rng: np.random.Generator
+    real: TrainingSet,
+    synthetic: TrainingSet,
+    ratio: float | None,
+    rng: np.random.Generator,
+    per_class: int | None = None,
 ) -> TrainingSet:
-    """``round(ratio * n)`` synthetic rows, per class when both sets have image classes."""
+    """``round(ratio * n)`` synthetic rows, or ``per_class`` rows of every class when given;
+    drawn per class (as many classes as the real rows have) when both sets have image classes."""
+
+    def wanted(n_real: int) -> int:
+        return per_class if per_class is not None else round(ratio * n_real)
+
     if real.classes is None or synthetic.classes is None:
-        return synthetic.take(draw_rows(round(ratio * len(real)), len(synthetic), rng))
+        return synthetic.take(draw_rows(wanted(len(real)), len(synthetic), rng))
     parts = []
     for c in np.unique(real.classes):
         pool = np.flatnonzero(synthetic.classes == c)
-        n = round(ratio * int((real.classes == c).sum()))
+        n = wanted(int((real.classes == c).sum()))
         if n and not len(pool):
-            raise ValueError(f"no synthetic rows of class {int(c)} to mix in")
-        parts.append(pool[draw_rows(n, len(pool), rng)])
-    return synthetic.take(np.concatenate(parts))
-
-
-def sample_synthetic_per_class(
-    real: TrainingSet, synthetic: TrainingSet, n: int, rng: np.random.Generator
-) -> TrainingSet:
-    """``n`` synthetic rows of every class of the real rows (``n`` in all without classes)."""
-    if real.classes is None or synthetic.classes is None:
-        return synthetic.take(draw_rows(n, len(synthetic), rng))
-    parts = []
-    for c in np.unique(real.classes):
-        pool = np.flatnonzero(synthetic.classes == c)
-        if not len(pool):
             raise ValueError(f"no synthetic rows of class {int(c)} to mix in")
         parts.append(pool[draw_rows(n, len(pool), rng)])
     return synthetic.take(np.concatenate(parts))
@@ -202,12 +196,10 @@ def build_training_set(
         return synthetic, augment
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
     count = per_class_count(protocol)
-    if count is not None:
-        return concat_sets(real, sample_synthetic_per_class(real, synthetic, count, rng)), augment
     ratio = named_ratio if named_ratio is not None else ratio
-    if ratio is None:
+    if ratio is None and count is None:
         raise ValueError(f"protocol {protocol!r} needs a ratio (e.g. '{MIXED}:2')")
-    return concat_sets(real, sample_synthetic(real, synthetic, ratio, rng)), augment
+    return concat_sets(real, sample_synthetic(real, synthetic, ratio, rng, count)), augment
 
 
 def plan_stages(
