@@ -41,6 +41,19 @@ def test_bad_value_is_named():
         resolve_config(preset="demo", overrides=["train.batch_size=0"])
 
 
+def test_classic_aug_options_are_validated_by_name():
+    cfg = resolve_config(
+        preset="demo",
+        overrides=["evaluate.utility.augment.flip=left-right", "evaluate.utility.augment.rot90=false"],
+    )
+    assert (cfg.evaluate.utility.augment.flip, cfg.evaluate.utility.augment.rot90) == (
+        "left-right",
+        False,
+    )
+    with pytest.raises(InputError, match=r"evaluate\.utility\.augment\.flip"):
+        resolve_config(preset="demo", overrides=["evaluate.utility.augment.flip=upside-down"])
+
+
 def test_overrides_parse_yaml_values():
     cfg = resolve_config(preset="demo", overrides=["train.steps=7", "evaluate.utility.seeds=[1,2]"])
     assert cfg.train.steps == 7 and cfg.evaluate.utility.seeds == [1, 2]

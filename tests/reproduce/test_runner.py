@@ -133,3 +133,24 @@ def test_cli_lists_experiments_and_names_missing_data(tmp_path):
     assert missing.exit_code != 0
     assert isinstance(missing.exception, InputError)
     assert "lgg_flair" in str(missing.exception) and "--data-root" in str(missing.exception)
+
+
+def test_stored_evaluation_without_newer_settings_counts_with_their_defaults(tmp_path):
+    """A metrics.json written before a setting existed is not stale when the experiment keeps
+    that setting's default, and is stale when the experiment changes it."""
+    from synthmed.config.schema import EvaluateConfig
+    from synthmed.evaluation.run import evaluation_settings
+
+    wanted = evaluation_settings(EvaluateConfig(utility={"protocols": ["real"]}))
+    older = json.loads(json.dumps(wanted))
+    del older["utility"]["augment"]  # as written before classic-aug options existed
+    older["utility"]["protocols"] = ["real", "synthetic-only"]
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"evaluation": older}))
+    assert runner._covers(metrics, wanted)
+    changed = evaluation_settings(
+        EvaluateConfig(utility={"protocols": ["real"], "augment": {"rot90": False}})
+    )
+    assert not runner._covers(metrics, changed)
+    metrics.write_text(json.dumps({"evaluation": {**older, "unknown_setting": 1}}))
+    assert not runner._covers(metrics, wanted)

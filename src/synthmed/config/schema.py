@@ -186,6 +186,20 @@ class SampleConfig(Strict):
     lesion_centres: list[list[float]] | None = None  # label_source cases: centres, cycled
 
 
+class ClassicAugConfig(Strict):
+    """The ``+classic-aug`` transforms (``evaluation.utility.augment``).
+
+    The default (flips on every axis, 90-degree turns) suits images without an up or down:
+    fundus photographs, lesion ROIs, axial slices. Ultrasound has one (skin at the top,
+    acoustic shadows below a lesion), so turning it upside down makes images no scanner
+    gives; there ``flip: left-right`` with ``rot90: false`` keeps the orientation.
+    """
+
+    strength: float = Field(1.0, ge=0, description="scales rotation, elastic and intensity")
+    flip: Literal["all", "left-right", "none"] = "all"
+    rot90: bool = True
+
+
 class UtilityConfig(Strict):
     """Downstream U-Net (or CNN) trained under each protocol, tested on the real test split.
 
@@ -194,6 +208,7 @@ class UtilityConfig(Strict):
     ``pretrain-synthetic+finetune-real``) or ``all``. ``sizes``: numbers of real training
     patients to sweep (``all`` = every one). The default (real and synthetic-only on all
     patients) keeps ``synthmed demo`` cheap; ``synthmed evaluate --protocols all`` runs the rest.
+    ``augment``: what ``+classic-aug`` protocols apply.
     """
 
     channels: list[int] = [16, 32, 64]
@@ -206,6 +221,7 @@ class UtilityConfig(Strict):
     protocols: list[str] = ["real", "synthetic-only"]
     sizes: list[int | Literal["all"]] = ["all"]
     patience: int = Field(5, ge=1, description="validations without improvement before stopping")
+    augment: ClassicAugConfig = ClassicAugConfig()
 
     @model_validator(mode="after")
     def _check_sweep(self) -> UtilityConfig:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmed.config.loading import config_to_dict, resolve_config
-from synthmed.config.schema import RunConfig
+from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.data.pipeline import describe
 from synthmed.errors import InputError
 from synthmed.evaluation.fidelity.suite import to_jsonable
@@ -46,9 +46,9 @@ def _provenance(inputs: EvalInputs, run_dir: Path, synth_dir: Path, timing: dict
     }
 
 
-def evaluation_settings(config: RunConfig) -> dict[str, Any]:
+def evaluation_settings(config: RunConfig | EvaluateConfig) -> dict[str, Any]:
     """The evaluation settings as metrics.json records them (the report's config section)."""
-    ecfg = config.evaluate
+    ecfg = config.evaluate if isinstance(config, RunConfig) else config
     return {
         **ecfg.model_dump(mode="json", exclude={"utility"}),
         "utility": ecfg.utility.model_dump(mode="json"),

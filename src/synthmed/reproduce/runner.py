@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from synthmed import __version__, api
 from synthmed.atomic import write_json, write_text
 from synthmed.config.loading import deep_merge, read_preset, resolve_config
-from synthmed.config.schema import RunConfig
+from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.errors import InputError
 from synthmed.evaluation.run import evaluation_settings, with_evaluate_overrides
 from synthmed.machine import describe_machine
@@ -156,7 +158,11 @@ def _covers(metrics_file: Path, wanted: dict) -> bool:
     protocols are dropped by the caller)."""
     if not metrics_file.is_file():
         return False
-    stored = copy.deepcopy(json.loads(metrics_file.read_text()).get("evaluation") or {})
+    recorded = json.loads(metrics_file.read_text()).get("evaluation") or {}
+    try:  # settings added since the evaluation count with their defaults
+        stored = evaluation_settings(EvaluateConfig.model_validate(recorded))
+    except ValidationError:
+        return False
     wanted = copy.deepcopy(wanted)
     have = set(stored.get("utility", {}).pop("protocols", None) or [])
     return set(wanted["utility"].pop("protocols")) <= have and stored == wanted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from synthmed.evaluation.utility.augment import (
@@ -70,3 +71,22 @@ def test_augment_batch_handles_3d_and_missing_labels() -> None:
     assert x.shape == (2, 1, 8, 8, 8) and y.shape == (2, 8, 8, 8)
     x2, none = augment_batch(torch.rand(3, 2, 12, 10), None, 1)  # non-square: no 90-degree turns
     assert x2.shape == (3, 2, 12, 10) and none is None
+
+
+def test_left_right_flips_without_turns_keep_up_and_down() -> None:
+    """Ultrasound setting: a bright top edge (the skin) stays at the top of every sample."""
+    images, labels = _pairs(n=32)
+    images[:, :, 0] = 1.0  # top row
+    x, y = augment_batch(images, labels, 4, strength=1e-6, flip="left-right", rot90=False)
+    assert torch.allclose(x[:, :, 0], torch.ones_like(x[:, :, 0]), atol=1e-3)
+    mirrored = labels.flip(-1)
+    same = (y == labels).flatten(1).all(dim=1)
+    flipped = (y == mirrored).flatten(1).all(dim=1)
+    assert bool((same | flipped).all()) and 0 < int(flipped.sum()) < len(y)
+    # the default turns some samples so the bright row leaves the top
+    x_all, _ = augment_batch(images, labels, 4, strength=1e-6)
+    assert not torch.allclose(x_all[:, :, 0], torch.ones_like(x_all[:, :, 0]), atol=1e-3)
+    none, _ = random_flip(images, labels, torch.Generator().manual_seed(0), axes="none")
+    assert torch.equal(none, images)
+    with pytest.raises(ValueError, match="flip axes"):
+        random_flip(images, labels, torch.Generator(), axes="up-down")

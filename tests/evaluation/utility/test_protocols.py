@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from synthmed.config.schema import UtilityConfig
 from synthmed.evaluation.utility import protocols
 from synthmed.evaluation.utility.protocols import (
     Settings,
@@ -105,8 +106,6 @@ def test_segmentation_protocol_with_classic_augmentation(discs) -> None:
 
 
 def test_settings_from_the_run_config() -> None:
-    from synthmed.config.schema import UtilityConfig
-
     s = Settings.from_config(UtilityConfig(steps=7, channels=[4, 8]), 3, patience=None)
     assert (s.steps, s.channels, s.num_classes, s.patience) == (7, (4, 8), 3, None)
     assert s.lr == UtilityConfig().lr and s.val_every == UtilityConfig().val_every
@@ -133,3 +132,24 @@ def test_per_class_count_protocol_draws_n_of_every_class_nested() -> None:
             parse_protocol(bad)
     with pytest.raises(ValueError, match="bad synthetic amount"):
         parse_protocol("real+synthetic:lots")
+
+
+def test_classic_aug_options_reach_the_training_loop(squares) -> None:
+    """Strength 0 with no flips or turns is no augmentation at all: the same run as ``real``;
+    the default transforms change what the network sees (another final training loss)."""
+    from synthmed.config.schema import ClassicAugConfig
+
+    def run(protocol: str, augment: ClassicAugConfig) -> dict:
+        settings = Settings(num_classes=2, steps=4, batch_size=4, val_every=2,
+                            classifier_kwargs={"widths": (4, 4, 4), "dense": 8}, augment=augment)  # fmt: skip
+        return run_protocol("classification", protocol, squares(6, 0), None, squares(4, 1),
+                            squares(4, 2), settings, seed=0)  # fmt: skip
+
+    plain = run("real", ClassicAugConfig())
+    off = run("real+classic-aug", ClassicAugConfig(strength=0.0, flip="none", rot90=False))
+    on = run("real+classic-aug", ClassicAugConfig())
+    assert off["history"] == plain["history"] and off["scores"] == plain["scores"]
+    loss = plain["history"][0]["final_train_loss"]
+    assert on["history"][0]["final_train_loss"] != pytest.approx(loss, rel=1e-6)
+    settings = Settings.from_config(UtilityConfig(augment={"flip": "left-right"}), 2)
+    assert settings.augment == ClassicAugConfig(flip="left-right")

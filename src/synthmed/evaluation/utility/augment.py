@@ -42,10 +42,20 @@ def _per_sample(mask: torch.Tensor, ndim: int) -> torch.Tensor:
 
 
 def random_flip(
-    images: torch.Tensor, labels: torch.Tensor | None, gen: torch.Generator, p: float = 0.5
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    gen: torch.Generator,
+    p: float = 0.5,
+    axes: str = "all",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Flip each sample along each spatial axis with probability ``p`` (image and label)."""
-    for axis in range(2, images.ndim):
+    """Flip each sample along each spatial axis with probability ``p`` (image and label).
+
+    ``axes``: ``all`` spatial axes, ``left-right`` (the last one only) or ``none``.
+    """
+    if axes not in ("all", "left-right", "none"):
+        raise ValueError(f"unknown flip axes {axes!r}; valid: all, left-right, none")
+    first = {"all": 2, "left-right": images.ndim - 1, "none": images.ndim}[axes]
+    for axis in range(first, images.ndim):
         flip = (torch.rand(images.shape[0], generator=gen) < p).to(images.device)
         images = torch.where(_per_sample(flip, images.ndim), images.flip(axis), images)
         if labels is not None:
@@ -135,6 +145,8 @@ def augment_batch(
     labels: torch.Tensor | None,
     rng: torch.Generator | np.random.Generator | int,
     strength: float = 1.0,
+    flip: str = "all",
+    rot90: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Flips, 90-degree turns, rotation + elastic warp, then intensity; one batch at a time.
 
@@ -143,6 +155,8 @@ def augment_batch(
         labels: (B, *spatial) integer label maps, or None (classification).
         rng: where every random parameter comes from; the same seed gives the same batch.
         strength: scales the continuous transforms; 0 returns the inputs unchanged.
+        flip: axes to flip (``all``, ``left-right``, ``none``); ``rot90``: random quarter
+            turns. ``left-right`` without turns keeps an image's up and down (ultrasound).
 
     Returns:
         The augmented images (in [0, 1]) and labels (values from the input's set), or None.
@@ -150,7 +164,8 @@ def augment_batch(
     if strength <= 0:
         return images, labels
     gen = as_generator(rng)
-    images, labels = random_flip(images, labels, gen)
-    images, labels = random_rot90(images, labels, gen)
+    images, labels = random_flip(images, labels, gen, axes=flip)
+    if rot90:
+        images, labels = random_rot90(images, labels, gen)
     images, labels = random_warp(images, labels, gen, strength)
     return random_intensity(images, gen, strength), labels

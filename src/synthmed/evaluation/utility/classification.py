@@ -17,6 +17,7 @@ import torch
 from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
+from synthmed.config.schema import ClassicAugConfig
 from synthmed.evaluation.utility.augment import augment_batch
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE, FitOptions, fit
 from synthmed.evaluation.utility.sets import TrainingSet
@@ -243,7 +244,7 @@ def train_classifier(
     name: str = "fridadar_cnn",
     num_classes: int | None = None,
     augment: bool = False,
-    strength: float = 1.0,
+    augment_options: ClassicAugConfig | None = None,
     model: nn.Module | None = None,
     model_kwargs: dict | None = None,
     quiet: bool = True,
@@ -255,7 +256,8 @@ def train_classifier(
         train: rows with ``images`` (N, C, *spatial) in [0, 1] and ``classes`` (N,).
         val: real validation rows with ``classes``; None / empty keeps the last weights.
         num_classes: default: 1 + the largest class in train and val.
-        augment: classic augmentation (augment.py) on every batch.
+        augment: classic augmentation (augment.py) on every batch, as ``augment_options``
+            say (default: every flip and quarter turn, strength 1).
         model: start from this network (fine-tuning) instead of building ``name``.
         model_kwargs: extra constructor arguments (``widths``, ``dense``, ...).
 
@@ -280,8 +282,10 @@ def train_classifier(
         pred = predict_proba(net, val.images, device).argmax(axis=1)
         return balanced_accuracy(val.classes, pred, num_classes)
 
+    opts = augment_options or ClassicAugConfig()
+
     def aug(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
-        return augment_batch(x, None, gen, strength)[0], y
+        return augment_batch(x, None, gen, opts.strength, opts.flip, opts.rot90)[0], y
 
     history = fit(
         model,

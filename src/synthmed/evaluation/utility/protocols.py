@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from synthmed.config.schema import UtilityConfig
+from synthmed.config.schema import ClassicAugConfig, UtilityConfig
 from synthmed.data.types import Item
 from synthmed.evaluation.utility.classification import score_classifier, train_classifier
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE
@@ -47,7 +47,7 @@ BASES = ("real", MIXED, "synthetic-only", PRETRAIN)
 
 @dataclass(frozen=True)
 class Settings:
-    """What every arm shares: budget, networks, augmentation strength.
+    """What every arm shares: budget, networks, classic augmentation.
 
     Attributes mirror :class:`~synthmed.config.schema.UtilityConfig` where they overlap
     (``channels`` is the U-Net's). ``pretrain_steps`` defaults to ``steps`` and
@@ -65,7 +65,7 @@ class Settings:
     classifier_kwargs: dict | None = None
     pretrain_steps: int | None = None
     finetune_lr: float | None = None
-    augment_strength: float = 1.0
+    augment: ClassicAugConfig = ClassicAugConfig()
     positive_class: int = 1
 
     @classmethod
@@ -77,6 +77,7 @@ class Settings:
             "lr": cfg.lr,
             "val_every": cfg.val_every,
             "channels": tuple(cfg.channels),
+            "augment": cfg.augment,
         }
         return cls(num_classes=num_classes, **{**base, **overrides})
 
@@ -244,7 +245,6 @@ def _train(task: Task, stage: Stage, val, settings: Settings, seed: int, device,
             quiet=quiet,
             patience=settings.patience,
             augment="classic" if stage.augment else "none",
-            strength=settings.augment_strength,
             model=model,
         )
     return train_classifier(
@@ -260,7 +260,7 @@ def _train(task: Task, stage: Stage, val, settings: Settings, seed: int, device,
         name=settings.classifier,
         num_classes=settings.num_classes,
         augment=stage.augment,
-        strength=settings.augment_strength,
+        augment_options=settings.augment,
         model=model,
         model_kwargs=settings.classifier_kwargs,
         quiet=quiet,

@@ -21,7 +21,7 @@ from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import compute_dice, compute_hausdorff_distance
 
-from synthmed.config.schema import UtilityConfig
+from synthmed.config.schema import ClassicAugConfig, UtilityConfig
 from synthmed.data.types import Item
 from synthmed.evaluation.utility.augment import augment_batch, random_flip
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE, FitOptions, fit
@@ -129,14 +129,14 @@ def _row_nanmean(values: np.ndarray) -> np.ndarray:
     return np.divide(total, count, out=np.full(len(values), np.nan), where=count > 0)
 
 
-def _augmenter(mode: AugmentMode, strength: float):
+def _augmenter(mode: AugmentMode, opts: ClassicAugConfig):
     """The on-the-fly augmentation of a training arm; labels come in as (B, *spatial)."""
     if mode == "none":
         return None
     if mode == "flip":
         return lambda x, y, gen: random_flip(x, y, gen)
     if mode == "classic":
-        return lambda x, y, gen: augment_batch(x, y, gen, strength)
+        return lambda x, y, gen: augment_batch(x, y, gen, opts.strength, opts.flip, opts.rot90)
     raise ValueError(f"unknown augment mode {mode!r}; valid: none, flip, classic")
 
 
@@ -151,7 +151,6 @@ def train_segmenter(
     quiet: bool = False,
     patience: int | None = DEFAULT_PATIENCE,
     augment: AugmentMode = "flip",
-    strength: float = 1.0,
     model: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, dict[str, object]]:
     """Train a U-Net with Dice+CE on random batches; keep the weights best on real validation.
@@ -160,8 +159,9 @@ def train_segmenter(
         train: rows with ``images`` (N, C, *spatial) in [0, 1] and ``labels`` (N, *spatial).
         val_items: real validation images, scored whole (sliding window); empty means no
             model selection (the last weights are kept).
-        cfg: ``channels``, ``steps``, ``batch_size``, ``lr``, ``val_every`` (any object with
-            these attributes, e.g. :class:`~synthmed.evaluation.utility.protocols.Settings`).
+        cfg: ``channels``, ``steps``, ``batch_size``, ``lr``, ``val_every`` and optionally
+            ``augment`` (the classic-aug options) of any object with these attributes, e.g.
+            :class:`~synthmed.evaluation.utility.protocols.Settings`.
         patience: validations without a better Dice before stopping; None trains all steps.
         augment: ``flip`` (the historical default, cheap), ``classic`` (augment.py) or ``none``.
         model: start from this network (fine-tuning) instead of a fresh U-Net.
@@ -192,7 +192,7 @@ def train_segmenter(
         opts,
         rng,
         device,
-        _augmenter(augment, strength),
+        _augmenter(augment, getattr(cfg, "augment", None) or ClassicAugConfig()),
         desc,
         quiet,
     )
