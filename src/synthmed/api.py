@@ -70,6 +70,7 @@ def train(
     base_dir: str | Path | None = None,
     resume: bool = False,
     quiet: bool = False,
+    mask_stage_from: str | Path | None = None,
 ):
     """Train the configured generator into ``run_dir``.
 
@@ -78,6 +79,9 @@ def train(
         run_dir: output folder (created).
         base_dir: folder relative data paths are resolved against (the config file's).
         resume: continue from ``checkpoints/last.pt``.
+        mask_stage_from: another run folder whose finished mask stage was trained with the
+            same data and mask-stage settings: copied instead of trained again (cascades
+            that differ only in stage II, e.g. Platscher's SPADE and pix2pix arms).
 
     Returns:
         ``synthmed.training.loop.TrainResult``.
@@ -99,7 +103,7 @@ def train(
     _write_data_artifacts(run_dir, data)
     log.info("training on %d pairs of shape %s", len(data.pairs), tuple(data.pairs.shape[1:]))
     if config.mask_stage is not None:
-        _train_mask_stage(config, data, run_dir, resume, quiet)
+        _train_mask_stage(config, data, run_dir, resume, quiet, mask_stage_from)
     if config.train.per_class:
         return _train_per_class(config, data, run_dir, resume, quiet)
     return train_gan(config, data, run_dir, resume=resume, quiet=quiet)
@@ -127,7 +131,9 @@ def _train_per_class(config: RunConfig, data, run_dir: Path, resume: bool, quiet
     return result
 
 
-def _train_mask_stage(config: RunConfig, data, run_dir: Path, resume: bool, quiet: bool) -> None:
+def _train_mask_stage(
+    config: RunConfig, data, run_dir: Path, resume: bool, quiet: bool, reuse_from=None
+) -> None:
     """Stage I of a cascade: the mask GAN learns the label maps of the same training data."""
     from synthmed.sampling.conditions import MASK_STAGE
     from synthmed.training.loop import train_gan
@@ -156,15 +162,51 @@ def _train_mask_stage(config: RunConfig, data, run_dir: Path, resume: bool, quie
         stage_cfg = stage_cfg.model_copy(update={"model": model})
         log.info("mask stage: trained at %s, sampled at %s", config.mask_stage.size, full_size)
     stage_dir = run_dir / MASK_STAGE
+    last = stage_dir / "checkpoints" / "last.pt"
+    if resume and last.is_file() and _steps_done(last) >= stage_cfg.train.steps:
+        return
+    if reuse_from is not None and _copy_finished_stage(
+        Path(reuse_from) / MASK_STAGE, stage_dir, stage_cfg
+    ):
+        log.info("mask stage: copied from %s (same data and settings)", reuse_from)
+        return
     stage_dir.mkdir(exist_ok=True)
     write_text(stage_dir / "config.yaml", dump_yaml(stage_cfg))
-    done = (stage_dir / "checkpoints" / "last.pt").is_file()
-    if resume and done:
-        from synthmed.training.checkpoint import load_checkpoint
+    train_gan(stage_cfg, data, stage_dir, resume=resume and last.is_file(), quiet=quiet)
 
-        if load_checkpoint(stage_dir / "checkpoints" / "last.pt")["step"] >= stage_cfg.train.steps:
-            return
-    train_gan(stage_cfg, data, stage_dir, resume=resume and done, quiet=quiet)
+
+def _steps_done(checkpoint: Path) -> int:
+    from synthmed.training.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(checkpoint)["step"])
+
+
+def _copy_finished_stage(source: Path, stage_dir: Path, stage_cfg: RunConfig) -> bool:
+    """Copy ``source`` (a mask-stage folder) to ``stage_dir`` when it was trained to the end
+    on the same data with the same model and training settings (what decides its weights;
+    the run's name, preset, sampling and evaluation do not); False, copying nothing,
+    otherwise."""
+    import shutil
+
+    last = source / "checkpoints" / "last.pt"
+    if not (source / "config.yaml").is_file() or not last.is_file():
+        return False
+    try:
+        saved = read_run_config(source)
+    except InputError:  # written by an older version: train instead
+        return False
+    decides = {"data", "model", "train"}
+    if saved.model_dump(include=decides) != stage_cfg.model_dump(include=decides):
+        return False
+    if _steps_done(last) < stage_cfg.train.steps:
+        return False
+    partial = stage_dir.with_name(stage_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)  # whole or not at all: renamed into place when complete
+    write_text(partial / "config.yaml", dump_yaml(stage_cfg))
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    partial.rename(stage_dir)
+    return True
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:

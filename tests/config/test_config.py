@@ -44,7 +44,10 @@ def test_bad_value_is_named():
 def test_classic_aug_options_are_validated_by_name():
     cfg = resolve_config(
         preset="demo",
-        overrides=["evaluate.utility.augment.flip=left-right", "evaluate.utility.augment.rot90=false"],
+        overrides=[
+            "evaluate.utility.augment.flip=left-right",
+            "evaluate.utility.augment.rot90=false",
+        ],
     )
     assert (cfg.evaluate.utility.augment.flip, cfg.evaluate.utility.augment.rot90) == (
         "left-right",

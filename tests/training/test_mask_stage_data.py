@@ -72,3 +72,37 @@ def test_mask_stage_trained_small_samples_full_size_label_maps(tmp_path):
     assert images.shape[-2:] == (32, 32) and labels.shape == (3, 32, 32)
     with pytest.raises(ValueError, match="mask_stage.size"):
         resolve_config(preset="platscher2021-mask-gan", overrides=["mask_stage.size=[2,2]"])
+
+
+def test_finished_mask_stage_is_copied_from_a_run_with_the_same_stage(tmp_path, monkeypatch):
+    """Two cascades that differ only after stage I (another name, preset or sample count)
+    train one mask GAN; a different mask-stage setting trains its own."""
+    from synthmed.training import loop
+    from synthmed.training.checkpoint import load_checkpoint
+    from tests.test_presets import smoke_overrides
+
+    base = smoke_overrides("platscher2021-mask-gan")
+    first = tmp_path / "first"
+    api.train(resolve_config(preset="platscher2021-mask-gan", quick=True, overrides=base), first,
+              quiet=True)  # fmt: skip
+    trained: list[str] = []
+    real_train_gan = loop.train_gan
+
+    def counting(config, *args, **kwargs):
+        trained.append(config.name)
+        return real_train_gan(config, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_gan", counting)
+    same = resolve_config(preset="platscher2021-mask-gan", quick=True,
+                          overrides=[*base, "name=other", "sample.n=7"])  # fmt: skip
+    api.train(same, tmp_path / "same", quiet=True, mask_stage_from=first)
+    assert trained == ["other"]  # stage II only
+    ckpt = [load_checkpoint(d / "mask_stage" / "checkpoints" / "last.pt")
+            for d in (first, tmp_path / "same")]  # fmt: skip
+    assert all(torch.equal(v, ckpt[1]["generator"][k]) for k, v in ckpt[0]["generator"].items())
+    assert "other-mask_stage" in (tmp_path / "same" / "mask_stage" / "config.yaml").read_text()
+    assert not (tmp_path / "same" / "mask_stage.partial").exists()
+    changed = resolve_config(preset="platscher2021-mask-gan", quick=True,
+                             overrides=[*base, "name=third", "mask_stage.train.seed=3"])  # fmt: skip
+    api.train(changed, tmp_path / "third", quiet=True, mask_stage_from=first)
+    assert trained == ["other", "third-mask_stage", "third"]

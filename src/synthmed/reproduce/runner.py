@@ -99,8 +99,12 @@ def _run_arm(
     device: str,
     quiet: bool,
     reuse: bool,
+    mask_stage_from: Path | None = None,
 ) -> tuple[dict, dict]:
-    """Train (unless reused), sample, evaluate and report one arm; its metrics and times."""
+    """Train (unless reused), sample, evaluate and report one arm; its metrics and times.
+
+    ``mask_stage_from``: an earlier arm of the fold whose mask stage this one may copy.
+    """
     times: dict[str, float] = {}
     trained = find_last_checkpoint(run_dir) is not None  # per-class runs: classes/class_K
     sampled = (run_dir / "synthetic" / "manifest.csv").is_file()
@@ -110,12 +114,19 @@ def _run_arm(
             "than the experiment now gives; choose another --out",
             run_dir,
         )
-    if not trained:
-        _timed(times, "train_s", api.train, config, run_dir, quiet=quiet)
-    elif not sampled:
+    if not trained or not sampled:
         # never sampled: training may have been interrupted (last.pt is written at every
         # checkpoint), so resume it; a finished stage returns at once
-        _timed(times, "train_s", api.train, config, run_dir, resume=True, quiet=quiet)
+        _timed(
+            times,
+            "train_s",
+            api.train,
+            config,
+            run_dir,
+            resume=trained,
+            quiet=quiet,
+            mask_stage_from=mask_stage_from,
+        )
     if not (reuse and sampled):
         _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet)
     metrics_file = run_dir / "metrics.json"
@@ -249,6 +260,7 @@ def run_experiment(
             _baseline_arm(spec, configs, out / f"fold{fold}", sizes, n_seeds) if reuse else None
         )
         carrier = stored or chosen[0].name
+        cascade_dirs: list[Path] = []  # arms of this fold with a mask stage, in order
         for arm in chosen:
             config = configs[arm.name]
             protocols = list(spec.synthetic_protocols)
@@ -256,9 +268,12 @@ def run_experiment(
                 protocols = [*spec.baseline_protocols, *protocols]
             run_dir = out / f"fold{fold}" / arm.name
             log.info("%s: fold %d, arm %s -> %s", spec.name, fold, arm.name, run_dir)
+            earlier = cascade_dirs[0] if cascade_dirs else None
             metrics, times = _run_arm(
-                config, run_dir, protocols, sizes, n_seeds, device, quiet, reuse
+                config, run_dir, protocols, sizes, n_seeds, device, quiet, reuse, earlier
             )
+            if config.mask_stage is not None:
+                cascade_dirs.append(run_dir)
             rows += [r for r in tagged_rows(metrics, arm.name, fold) if r["protocol"] in protocols]
             sets.append({"arm": arm.name, "fold": fold, **fidelity_privacy(metrics)})
             runs.append(_run_entry(arm, fold, config, run_dir, out, times, metrics))
