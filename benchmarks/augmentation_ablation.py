@@ -104,6 +104,7 @@ def summarise(rows: list[dict], variants: list[str]) -> dict[str, dict]:
     for v in variants:
         vals = np.array([r["balanced_accuracy"] for r in by[v].values()])
         entry = {m: float(np.mean([r[m] for r in by[v].values()])) for m in METRICS}
+        entry["steps_run_mean"] = float(np.mean([r["steps_run"] for r in by[v].values()]))
         entry["balanced_accuracy_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
         if v != "none":
             seeds = sorted(set(by[v]) & set(by["none"]))
@@ -130,8 +131,8 @@ def markdown(result: dict) -> str:
         "[95% bootstrap CI].",
         "",
         "| experiment (fold) | train / val / test images | augmentation | balanced accuracy "
-        "| AUC | difference vs none |",
-        "|---|---|---|---|---|---|",
+        "| AUC | steps run (mean) | difference vs none |",
+        "|---|---|---|---|---|---|---|",
     ]
     for exp in result["experiments"]:
         sizes = "{train} / {val} / {test}".format(**exp["sizes"])
@@ -145,7 +146,7 @@ def markdown(result: dict) -> str:
             ba = f"{entry['balanced_accuracy']:.3f}" + (f" ± {std:.3f}" if std else "")
             lines.append(
                 f"| {exp['name']} ({exp['fold']}) | {sizes} | {v}: {exp['variants'][v]} | {ba} "
-                f"| {entry['auc_macro']:.3f} | {diff} |"
+                f"| {entry['auc_macro']:.3f} | {entry['steps_run_mean']:.0f} | {diff} |"
             )
     return "\n".join(lines) + "\n"
 
