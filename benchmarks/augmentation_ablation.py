@@ -19,6 +19,7 @@ import datetime as dt
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,10 @@ def run_one(
     num_classes = len(config.data.train.class_names or []) or int(train.classes.max()) + 1
     ucfg = config.evaluate.utility
     rows = []
+    base = Settings.from_config(ucfg, num_classes, patience=ucfg.patience)
     for variant in variants:
         protocol, options = VARIANTS[variant]
-        settings = Settings.from_config(ucfg, num_classes, patience=ucfg.patience)
-        settings = Settings(**{**settings.__dict__, "augment": options})
+        settings = replace(base, augment=options)
         for seed in seeds:
             start = time.perf_counter()
             out = run_protocol("classification", protocol, train, None, val, test, settings, seed)

@@ -169,3 +169,10 @@ def augment_batch(
         images, labels = random_rot90(images, labels, gen)
     images, labels = random_warp(images, labels, gen, strength)
     return random_intensity(images, gen, strength), labels
+
+
+def batch_augmenter(options):
+    """:func:`augment_batch` with a run's classic-aug options (``strength``, ``flip``,
+    ``rot90``, e.g. :class:`~synthmed.config.schema.ClassicAugConfig`), as training loops
+    call it: ``(images, labels, generator) -> (images, labels)``."""
+    return lambda x, y, gen: augment_batch(x, y, gen, options.strength, options.flip, options.rot90)

@@ -18,7 +18,7 @@ from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
 from synthmed.config.schema import ClassicAugConfig
-from synthmed.evaluation.utility.augment import augment_batch
+from synthmed.evaluation.utility.augment import batch_augmenter
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE, FitOptions, fit
 from synthmed.evaluation.utility.sets import TrainingSet
 from synthmed.registry import Registry
@@ -282,10 +282,10 @@ def train_classifier(
         pred = predict_proba(net, val.images, device).argmax(axis=1)
         return balanced_accuracy(val.classes, pred, num_classes)
 
-    opts = augment_options or ClassicAugConfig()
+    classic = batch_augmenter(augment_options or ClassicAugConfig())
 
     def aug(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
-        return augment_batch(x, None, gen, opts.strength, opts.flip, opts.rot90)[0], y
+        return classic(x, None, gen)[0], y  # y holds classes here, not label maps
 
     history = fit(
         model,

@@ -23,7 +23,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 
 from synthmed.config.schema import ClassicAugConfig, UtilityConfig
 from synthmed.data.types import Item
-from synthmed.evaluation.utility.augment import augment_batch, random_flip
+from synthmed.evaluation.utility.augment import batch_augmenter, random_flip
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE, FitOptions, fit
 from synthmed.evaluation.utility.sets import TrainingSet
 from synthmed.models.segmentation import build_unet
@@ -136,7 +136,7 @@ def _augmenter(mode: AugmentMode, opts: ClassicAugConfig):
     if mode == "flip":
         return lambda x, y, gen: random_flip(x, y, gen)
     if mode == "classic":
-        return lambda x, y, gen: augment_batch(x, y, gen, opts.strength, opts.flip, opts.rot90)
+        return batch_augmenter(opts)
     raise ValueError(f"unknown augment mode {mode!r}; valid: none, flip, classic")
 
 
