@@ -1,0 +1,183 @@
+"""Shared parts of the quality benchmark: one row per (task, variant), many seeds each.
+
+A row records, per seed, what a user of the synthetic data cares about: downstream score
+trained on synthetic only vs on real (tested on real), fidelity in the domain encoder beside
+the held-out real reference, image/label agreement, near-copy rate, wall time. Rows are kept
+in ``results/<task>.json`` (one entry per variant label, replaced when rerun) and rendered to
+``results/<task>.md``, so the "before" row of an older commit stays beside later ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import subprocess
+from pathlib import Path
+
+from synthmed.evaluation.utility.stats import bootstrap_ci
+from synthmed.machine import describe_machine
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def git_commit() -> str:
+    """Short commit of the code that ran (``+dirty`` when the tree had changes)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def seed_metrics(metrics: dict, metric: str = "dice_mean") -> dict:
+    """The numbers of one seed's ``metrics.json`` that the benchmark reports."""
+    task = metrics["task"]
+    arms = metrics["utility"][task]["arms"]
+    fid = metrics.get("fidelity") or {}
+    space = fid.get("feature_space", {})
+    syn, held = space.get("synthetic_vs_train", {}), space.get("holdout_vs_train", {})
+    agree = fid.get("image_label_agreement") or {}
+    priv = (metrics.get("privacy") or {}).get("embedding", {})
+    real = arms["real"][metric]
+    synthetic = arms["synthetic"][metric]
+    return {
+        "real": real,
+        "synthetic_only": synthetic,
+        "ratio": synthetic / real if real else math.nan,
+        "fd": syn.get("fd"),
+        "fd_holdout": held.get("fd"),
+        "kid": syn.get("kid_mean"),
+        "kid_holdout": held.get("kid_mean"),
+        "precision": syn.get("precision"),
+        "recall": syn.get("recall"),
+        "agreement": (agree.get("synthetic") or {}).get("dice_mean"),
+        "agreement_real_val": (agree.get("real_validation") or {}).get("dice_mean"),
+        "near_copy_rate": priv.get("fraction_flagged"),
+    }
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """Mean and 95% bootstrap CI over seeds of every numeric field."""
+    out = {}
+    for key in per_seed[0]:
+        vals = [r[key] for r in per_seed if isinstance(r.get(key), int | float)]
+        if not vals:
+            continue
+        low, high = bootstrap_ci(vals)
+        out[key] = {"mean": sum(vals) / len(vals), "ci": [low, high], "n": len(vals)}
+    if "agreement" in out and "agreement_real_val" in out:
+        ratios = [
+            r["agreement"] / r["agreement_real_val"]
+            for r in per_seed
+            if r.get("agreement") is not None and r.get("agreement_real_val")
+        ]
+        low, high = bootstrap_ci(ratios)
+        out["agreement_ratio"] = {
+            "mean": sum(ratios) / len(ratios),
+            "ci": [low, high],
+            "n": len(ratios),
+        }
+    return out
+
+
+def save_row(task: str, row: dict) -> Path:
+    """Insert or replace the row with this variant label; rewrite JSON and Markdown."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{task}.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    rows = [r for r in rows if r["variant"] != row["variant"]] + [row]
+    payload = {"task": task, "rows": rows}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(path)
+    md = RESULTS / f"{task}.md"
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text(markdown(payload))
+    tmp.replace(md)
+    return path
+
+
+def row_header(task: str, variant: str, command: str, budget: str, overrides: list[str]) -> dict:
+    return {
+        "task": task,
+        "variant": variant,
+        "command": command,
+        "budget": budget,
+        "overrides": overrides,
+        "date": dt.date.today().isoformat(),
+        "machine": describe_machine(),
+        "code_commit": git_commit(),
+    }
+
+
+def _cell(summary: dict, key: str, digits: int = 3) -> str:
+    if key not in summary:
+        return "-"
+    s = summary[key]
+    lo, hi = s["ci"]
+    return f"{s['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+COLUMNS = [
+    ("real", "real-only"),
+    ("synthetic_only", "synthetic-only"),
+    ("ratio", "syn/real"),
+    ("kid", "KID"),
+    ("kid_holdout", "KID held-out"),
+    ("fd", "FD"),
+    ("fd_holdout", "FD held-out"),
+    ("precision", "precision"),
+    ("agreement", "label agreement"),
+    ("agreement_ratio", "agreement / real val"),
+    ("near_copy_rate", "near-copy rate"),
+    ("train_s", "train s"),
+    ("total_s", "total s"),
+]
+
+
+def markdown(payload: dict) -> str:
+    """One table per task: a line per variant, mean [95% bootstrap CI over seeds]."""
+    lines = [
+        f"# Quality benchmark: {payload['task']}",
+        "",
+        "Mean [95% bootstrap CI] over seeds; downstream metric on the real test split; KID/FD "
+        "in the domain encoder against the real training split (held-out = real validation "
+        "and test images against the same). Written by `benchmarks/quality/common.py` from "
+        f"`{payload['task']}.json`.",
+        "",
+        "| variant | seeds | " + " | ".join(name for _, name in COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+    ]
+    for row in payload["rows"]:
+        s = row["summary"]
+        cells = [
+            _cell(s, k, 1 if k.endswith("_s") or k.startswith("fd") else 3) for k, _ in COLUMNS
+        ]
+        lines.append(f"| {row['variant']} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| variant | code | date | machine | budget | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in payload["rows"]:
+        lines.append(
+            f"| {row['variant']} | {row['code_commit']} | {row['date']} | {row['machine']} | "
+            f"{row['budget']} | `{row['command']}` |"
+        )
+    notes = [f"- {row['variant']}: {row['note']}" for row in payload["rows"] if row.get("note")]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
