@@ -22,6 +22,7 @@ from synthmed import __version__
 from synthmed.config.loading import config_hash, config_to_dict
 from synthmed.config.schema import RunConfig, TrainConfig
 from synthmed.data.pairs import decode_pairs, onehot_condition, split_pairs
+from synthmed.determinism import seed_everything
 from synthmed.errors import InputError
 from synthmed.models import MODELS
 from synthmed.models.base import synthesize_pairs
@@ -220,7 +221,7 @@ def train_gan(
 ) -> TrainResult:
     """Train ``cfg.model`` on ``data`` into ``run_dir`` (checkpoints/, samples/, train_log.csv)."""
     tcfg = cfg.train
-    torch.manual_seed(tcfg.seed)
+    seed_everything(tcfg.seed)
     device = resolve_device(tcfg.device)
     kwargs = model_kwargs(cfg, data)
     model = build_model(cfg.model.name, kwargs).to(device)

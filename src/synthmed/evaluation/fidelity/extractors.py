@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from synthmed.atomic import atomic_path, write_json
+from synthmed.determinism import seed_everything
 from synthmed.errors import InputError
 from synthmed.registry import Registry
 
@@ -251,7 +252,7 @@ class EncoderExtractor:
 
     def _build(self, spatial_dims: int, in_channels: int) -> ConvAutoencoder:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            seed_everything(self.seed)
             model = ConvAutoencoder(
                 spatial_dims, in_channels, self.widths, self.latent, self.embed_grid
             )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthmed.determinism import seed_everything
 from synthmed.evaluation.fidelity.extractors import (
     FeatureExtractor,
     ImageArray,
@@ -198,7 +199,7 @@ def _pca(train: np.ndarray, others: Sequence[np.ndarray], dim: int, seed: int) -
     t = torch.from_numpy(train).double()
     mean = t.mean(0, keepdim=True)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        seed_everything(seed)
         _, _, v = torch.svd_lowrank(t - mean, q=min(dim, *t.shape), niter=4)
     return [((torch.from_numpy(x).double() - mean) @ v).numpy() for x in (train, *others)]
 

@@ -18,6 +18,7 @@ from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
 from synthmed.config.schema import ClassicAugConfig
+from synthmed.determinism import seed_everything
 from synthmed.evaluation.utility.augment import batch_augmenter
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE, FitOptions, fit
 from synthmed.evaluation.utility.sets import TrainingSet
@@ -270,7 +271,7 @@ def train_classifier(
     if num_classes is None:
         seen = [train.classes] + ([val.classes] if has_val else [])
         num_classes = int(max(int(np.max(c)) for c in seen)) + 1
-    torch.manual_seed(seed)
+    seed_everything(seed)
     if model is None:
         kwargs = {"image_size": tuple(train.images.shape[2:]), **(model_kwargs or {})}
         model = build_classifier(

@@ -23,6 +23,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 
 from synthmed.config.schema import ClassicAugConfig, UtilityConfig
 from synthmed.data.types import Item
+from synthmed.determinism import seed_everything
 from synthmed.evaluation.utility.augment import batch_augmenter, random_flip
 from synthmed.evaluation.utility.loop import DEFAULT_PATIENCE, FitOptions, fit
 from synthmed.evaluation.utility.sets import TrainingSet
@@ -170,7 +171,7 @@ def train_segmenter(
         The model (best validation Dice) and its history (``best_val_dice`` plus the
         :func:`~synthmed.evaluation.utility.loop.fit` history).
     """
-    torch.manual_seed(seed)
+    seed_everything(seed)
     rng = torch.Generator().manual_seed(seed)
     if model is None:
         spatial_dims = train.images.ndim - 2
