@@ -262,6 +262,7 @@ def sample(
         lesion_value=cfg.lesion_value,
         lesion_sizes=lesion_sizes or cfg.lesion_sizes,
         lesion_centres=lesion_centres or cfg.lesion_centres,
+        weights=cfg.weights,
     )
     if exclude_near_copies:
         from synthmed.evaluation.filtering import filter_near_copies

@@ -108,3 +108,30 @@ def test_unknown_gan_mode_is_rejected() -> None:
     ctx = make_context("pix2pix", "pix2pix", options={"gan_mode": "wasserstein"})
     with pytest.raises(ValueError, match="gan_mode"):
         METHODS.get("pix2pix")(ctx)
+
+
+def test_critic_inputs_move_condition_and_image_together():
+    """DiffAugment on a translator's critic input: one draw for condition and image (and for
+    real and fake together), colour on the image only."""
+    from synthmed.training.diffaugment import CriticAugment
+    from synthmed.training.methods import StepContext
+    from synthmed.training.methods_translation import critic_inputs
+
+    g = torch.Generator().manual_seed(0)
+    cond = (torch.rand(6, 2, 16, 16, generator=g) > 0.5).float()
+    image = cond[:, 1:] * 2 - 1  # image equals the condition's foreground channel
+    aug = CriticAugment(["translation", "cutout", "color"], torch.Generator().manual_seed(1))
+    ctx = StepContext(*[None] * 4, rng=aug.rng, cfg=None, device=None, autocast=None)
+    ctx.augment = aug
+    (c1, i1), (c2, i2) = critic_inputs(ctx, cond, image, image.clone())
+    assert torch.equal(c1, c2) and torch.equal(i1, i2)
+    assert set(c1.unique().tolist()) <= {0.0, 1.0}  # condition stays one-hot valued
+    fg = (c1[:, 1:] > 0).float()
+    assert not torch.equal(c1, cond)  # something moved
+    # colour is a positive affine map per sample, so wherever condition and image still line
+    # up, the image's foreground stays brighter than its background (cut-out pixels are 0 in
+    # every condition channel and left out)
+    for n in range(6):
+        inside, outside = i1[n][fg[n] > 0], i1[n][(fg[n] == 0) & (c1[n].sum(0, keepdim=True) > 0)]
+        if len(inside) and len(outside):
+            assert inside.min() > outside.max()

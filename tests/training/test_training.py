@@ -37,6 +37,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return {
         **{f"g.{k}": v for k, v in state["generator"].items()},
         **{f"d.{k}": v for k, v in state["critic"].items()},
+        **{f"ema.{k}": v for k, v in state.get("generator_ema", {}).items()},
     }
 
 
@@ -63,17 +64,25 @@ def test_two_steps_change_weights_and_log(tmp_path: Path):
     assert not list(run.rglob("*.tmp*")), "no temporary files may be left behind"
 
 
-def test_resume_reproduces_next_step_exactly(tmp_path: Path):
+AUGMENTED = {
+    "train.diffaugment.policy": "[translation,cutout,color]",
+    "train.diffaugment.adaptive": "true",
+    "train.lr_schedule": "linear",
+}
+
+
+@pytest.mark.parametrize("extra", [{}, AUGMENTED], ids=["plain", "diffaugment-ada-linear-lr"])
+def test_resume_reproduces_next_step_exactly(tmp_path: Path, extra: dict):
     straight = tmp_path / "straight"
-    api.train(tiny_config(3), straight, quiet=True)
+    api.train(tiny_config(3, **extra), straight, quiet=True)
     resumed = tmp_path / "resumed"
-    api.train(tiny_config(2), resumed, quiet=True)
-    api.train(tiny_config(3), resumed, resume=True, quiet=True)
+    api.train(tiny_config(2, **extra), resumed, quiet=True)
+    api.train(tiny_config(3, **extra), resumed, resume=True, quiet=True)
     a, b = (
         weights(straight / "checkpoints" / "last.pt"),
         weights(resumed / "checkpoints" / "last.pt"),
     )
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 3

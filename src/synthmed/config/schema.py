@@ -148,8 +148,53 @@ class ModelConfig(Strict):
     options: dict[str, Any] = {}  # model-specific builder arguments (see the model's docstring)
 
 
+class DiffAugmentConfig(Strict):
+    """Differentiable augmentation of every critic input (Zhao et al. 2020; ADA, Karras 2020).
+
+    ``policy``: ops applied to real and generated batches alike before the critic
+    (``translation``, ``cutout``, ``color``); geometric ops move image, label and condition
+    channels together, colour touches the image channels only. ``p``: per-sample probability
+    of each op (1 = DiffAugment); with ``adaptive`` an ADA controller starts at 0 and moves the
+    probability within [0, p], up while the mean sign of the critic's scores on real batches
+    exceeds ``target`` (the critic is overfitting), down otherwise.
+    """
+
+    policy: list[Literal["translation", "cutout", "color"]] = []
+    p: float = Field(1.0, ge=0.0, le=1.0)
+    adaptive: bool = False
+    target: float = Field(0.6, ge=0.0, le=1.0)
+
+
+_BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """``"90s"``, ``"20m"``, ``"1.5h"`` -> seconds (a bare number is seconds)."""
+    value = str(text).strip().lower()
+    unit = value[-1:] if value[-1:] in _BUDGET_UNITS else "s"
+    number = value[:-1] if value[-1:] in _BUDGET_UNITS else value
+    try:
+        seconds = float(number) * _BUDGET_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"budget '{text}' is not a duration like 90s, 20m or 1.5h") from None
+    if not seconds > 0:
+        raise ValueError(f"budget '{text}' must be positive")
+    return seconds
+
+
 class TrainConfig(Strict):
-    """GAN optimisation (WGAN-GP defaults from Kossen 2021 / Gulrajani 2017)."""
+    """GAN optimisation (WGAN-GP defaults from Kossen 2021 / Gulrajani 2017).
+
+    ``budget`` (``"20m"``): train for that wall time instead of ``steps``; the number of steps
+    is estimated from the measured speed and refined as training goes, and ``lr_schedule``
+    runs over that estimate, so the schedule ends when the time does. A budgeted run is not
+    bit-reproducible (its step count depends on the machine's speed); ``train_summary.json``
+    records the steps it ran, and the same config with ``train.steps`` set to that number and
+    no budget repeats it exactly. ``lr_schedule``: ``constant``; ``linear`` (constant for the
+    first half, then linearly to 0, as pix2pix); ``cosine`` (to 0). ``ema_decay``: moving
+    average of the generator weights used for sampling (0 = off; ramp-up in
+    ``synthmed.training.ema``).
+    """
 
     method: str = "wgan_gp"
     steps: int = Field(2000, ge=1, description="generator steps")
@@ -167,6 +212,16 @@ class TrainConfig(Strict):
     log_every: int = Field(25, ge=1)
     options: dict[str, Any] = {}  # method-specific settings (e.g. l1_weight for pix2pix)
     per_class: bool = False  # Frid-Adar 2018: one generator per image-level class
+    budget: str | None = None
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    diffaugment: DiffAugmentConfig = DiffAugmentConfig()
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> TrainConfig:
+        if self.budget is not None:
+            parse_budget(self.budget)
+        return self
 
 
 class SampleConfig(Strict):
@@ -179,6 +234,7 @@ class SampleConfig(Strict):
         0.0, ge=-1.0, le=1.0, description="on the tanh-range label channel"
     )
     batch_size: int = Field(64, ge=1)
+    weights: Literal["ema", "raw"] = "ema"  # generator weights to sample with (ema if stored)
     label_source: Literal["auto", "cascade", "train", "cases"] = "auto"  # translators only
     edit_lesions: bool = False  # translators: random lesion edit per sample (Shin 2018)
     lesion_value: int | None = None  # label value of the lesion (default: the highest)

@@ -80,6 +80,12 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _weights_used(state: dict, config) -> str:
+    from synthmed.sampling.export import generator_state
+
+    return generator_state(state, config.sample.weights)[1]
+
+
 def package_meta(run_dir: Path, state: dict, config, name: str, ckpt_sha: str) -> dict:
     """``package.json`` content (without the file hashes, added when the files exist)."""
     from synthmed.export.core import run_export_info
@@ -109,7 +115,11 @@ def package_meta(run_dir: Path, state: dict, config, name: str, ckpt_sha: str) -
             "spacing_source": info.spacing_source,
         },
         "sample_defaults": config.sample.model_dump(mode="json", exclude={"formats"}),
-        "training": {"steps": int(state["step"]), "method": config.train.method},
+        "training": {
+            "steps": int(state["step"]),
+            "method": config.train.method,
+            "generator_weights": _weights_used(state, config),
+        },
         "synthmed_version": __version__,
         "trained_with_version": state.get("synthmed_version", ""),
         "config_hash": state["config_hash"],
@@ -150,6 +160,7 @@ def build_package(
     """
     from synthmed.api import load_run_config
     from synthmed.config.loading import config_to_dict
+    from synthmed.sampling.export import generator_state
     from synthmed.training.checkpoint import file_sha256, latest_checkpoint, load_checkpoint
 
     run_dir = Path(run_dir)
@@ -167,7 +178,7 @@ def build_package(
         _read_json(run_dir / "metrics.json"),
     )
     with atomic_dir(out) as tmp:
-        _save_tensors(tmp / WEIGHTS, state["generator"])
+        _save_tensors(tmp / WEIGHTS, generator_state(state, config.sample.weights)[0])
         if include_critic:
             _save_tensors(tmp / CRITIC, state["critic"])
         write_text(tmp / CONFIG, yaml.safe_dump(public_config, sort_keys=False))

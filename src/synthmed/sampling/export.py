@@ -47,6 +47,7 @@ MANIFEST_FIELDS = [
     "model",
     "checkpoint",
     "checkpoint_sha256",
+    "generator_weights",
     "config_hash",
     "synthmed_version",
 ]
@@ -61,14 +62,29 @@ class LoadedGenerator:
     checkpoint_sha256: str
     config_hash: str
     config: dict
+    weights: str = "raw"  # "ema" when the moving-average generator weights were loaded
 
 
-def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenerator:
-    """Rebuild the model a checkpoint was trained with and load its generator weights."""
+def generator_state(state: dict, weights: str = "ema") -> tuple[dict, str]:
+    """The generator weights to sample with: the EMA copy when asked for and stored (runs
+    trained before EMA existed, or with ``train.ema_decay: 0``, have only the raw ones)."""
+    if weights not in ("ema", "raw"):
+        raise InputError(f"sample.weights must be 'ema' or 'raw', got '{weights}'")
+    if weights == "ema" and "generator_ema" in state:
+        return state["generator_ema"], "ema"
+    return state["generator"], "raw"
+
+
+def load_generator(
+    checkpoint: str | Path, device: str = "auto", weights: str = "ema"
+) -> LoadedGenerator:
+    """Rebuild the model a checkpoint was trained with and load its generator weights
+    (``weights``: ``ema`` = moving average when stored, else ``raw``)."""
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
     model = build_model(state["model_name"], state["model_kwargs"])
-    model.generator.load_state_dict(state["generator"])
+    gen_state, used = generator_state(state, weights)
+    model.generator.load_state_dict(gen_state)
     model = model.to(resolve_device(device)).eval()
     return LoadedGenerator(
         model=model,
@@ -78,6 +94,7 @@ def load_generator(checkpoint: str | Path, device: str = "auto") -> LoadedGenera
         checkpoint_sha256=file_sha256(checkpoint),
         config_hash=state["config_hash"],
         config=state["config"],
+        weights=used,
     )
 
 
@@ -177,8 +194,10 @@ def export_synthetic(
     lesion_value: int | None = None,
     lesion_sizes: list[int] | None = None,
     lesion_centres: list[list[float]] | None = None,
+    weights: str = "ema",
 ) -> Path:
-    """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's last checkpoint.
+    """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's last checkpoint
+    (``weights``: its EMA generator when stored, or ``raw``).
 
     Translators (pix2pix, SPADE) are driven by label maps from ``label_source`` (see
     :mod:`synthmed.sampling.conditions`); ``edit_lesions`` applies a random lesion edit to each
@@ -193,9 +212,19 @@ def export_synthetic(
     per_class = class_checkpoints(run_dir)
     if per_class:
         return _export_per_class(
-            run_dir, per_class, out_dir, n, seed, formats, threshold, batch_size, device, quiet
+            run_dir,
+            per_class,
+            out_dir,
+            n,
+            seed,
+            formats,
+            threshold,
+            batch_size,
+            device,
+            quiet,
+            weights,
         )
-    gen = load_generator(latest_checkpoint(run_dir), device)
+    gen = load_generator(latest_checkpoint(run_dir), device, weights)
     conditions, extra = None, None
     if getattr(gen.model, "kind", "pair") == "translator":
         from synthmed.sampling.conditions import translator_conditions
@@ -288,17 +317,18 @@ def _manifest_row(index, seed, files, label, gen: LoadedGenerator, checkpoint: s
         "model": gen.model_name,
         "checkpoint": checkpoint,
         "checkpoint_sha256": gen.checkpoint_sha256,
+        "generator_weights": gen.weights,
         "config_hash": gen.config_hash,
         "synthmed_version": __version__,
     }
 
 
 def _export_per_class(
-    run_dir, per_class, out_dir, n, seed, formats, threshold, batch_size, device, quiet
+    run_dir, per_class, out_dir, n, seed, formats, threshold, batch_size, device, quiet, weights
 ) -> Path:
     """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
     generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
-    gens = {k: load_generator(path, device) for k, path in per_class.items()}
+    gens = {k: load_generator(path, device, weights) for k, path in per_class.items()}
     keys = sorted(gens)
     seeds = list(range(seed, seed + n))
     rows = []

@@ -286,3 +286,59 @@ class AdaptiveAugmentProbability:
         self._sign_sum = torch.tensor(float(state["sign_sum"]), dtype=torch.float64)
         self._images = int(state["images"])
         self._calls = int(state["calls"])
+
+
+class CriticAugment:
+    """What a training method calls on every critic input: the configured policy with the
+    run's generator (exact resume), the fixed or adaptive ``p``, and the overfitting signal.
+
+    A disabled augmenter (empty policy) returns its input unchanged and draws nothing, so runs
+    without augmentation keep their random stream and results.
+    """
+
+    def __init__(
+        self,
+        policy: Sequence[str],
+        rng: torch.Generator,
+        p: float = 1.0,
+        adaptive: AdaptiveAugmentProbability | None = None,
+    ) -> None:
+        self.policy = parse_policy(policy)
+        self.rng = rng
+        self.fixed_p = p
+        self.adaptive = adaptive
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.policy)
+
+    @property
+    def p(self) -> float:
+        return self.adaptive.p if self.adaptive is not None else self.fixed_p
+
+    def __call__(self, x: torch.Tensor, color_channels: int | None = None) -> torch.Tensor:
+        if not self.policy:
+            return x
+        return diff_augment(x, self.policy, self.rng, color_channels=color_channels, p=self.p)
+
+    def same(self, xs: Sequence[torch.Tensor], color_channels: int | None) -> list[torch.Tensor]:
+        """One draw applied to several batches (feature matching compares real and fake
+        activations position by position, so both must be moved the same way)."""
+        state = self.rng.get_state()
+        out = []
+        for x in xs:
+            self.rng.set_state(state)
+            out.append(self(x, color_channels))
+        return out
+
+    def observe(self, real_scores: torch.Tensor) -> None:
+        """Feed the critic's scores on a real batch to the adaptive controller (if any)."""
+        if self.adaptive is not None and self.policy:
+            self.adaptive.update(real_scores.detach())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.adaptive is None else self.adaptive.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.adaptive is not None and state:
+            self.adaptive.load_state_dict(state)

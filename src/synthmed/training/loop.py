@@ -20,7 +20,7 @@ import torch
 
 from synthmed import __version__
 from synthmed.config.loading import config_hash, config_to_dict
-from synthmed.config.schema import RunConfig, TrainConfig
+from synthmed.config.schema import RunConfig, TrainConfig, parse_budget
 from synthmed.data.pairs import decode_pairs, onehot_condition, split_pairs
 from synthmed.determinism import seed_everything
 from synthmed.errors import InputError
@@ -28,8 +28,11 @@ from synthmed.models import MODELS
 from synthmed.models.base import synthesize_pairs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
+from synthmed.training.budget import StepBudget, lr_factor
 from synthmed.training.checkpoint import load_checkpoint, save_checkpoint
 from synthmed.training.data import GanData
+from synthmed.training.diffaugment import AdaptiveAugmentProbability, CriticAugment
+from synthmed.training.ema import GeneratorEMA
 from synthmed.training.methods import METHODS, StepContext
 from synthmed.training.tensorboard import TensorBoardLogger
 
@@ -107,6 +110,7 @@ class TrainResult:
     seconds: float
     checkpoint: Path
     last_losses: dict[str, float]
+    steps_per_second: float = 0.0
 
 
 class _LossLog:
@@ -143,7 +147,9 @@ class _LossLog:
         self.fh.close()
 
 
-def _payload(ctx: StepContext, step: int, cfg: RunConfig, kwargs: dict, data: GanData) -> dict:
+def _payload(
+    ctx: StepContext, step: int, cfg: RunConfig, kwargs: dict, data: GanData, extra: dict
+) -> dict:
     return {
         "format": "synthmed-checkpoint-1",
         "step": step,
@@ -159,21 +165,38 @@ def _payload(ctx: StepContext, step: int, cfg: RunConfig, kwargs: dict, data: Ga
         "config": config_to_dict(cfg),
         "config_hash": config_hash(cfg),
         "synthmed_version": __version__,
+        **extra,
     }
 
 
-def _restore(ctx: StepContext, state: dict[str, Any]) -> int:
+def _extra_state(ema: GeneratorEMA | None, ctx: StepContext, budget: StepBudget | None) -> dict:
+    """What the loop adds to a checkpoint beyond the method's state."""
+    extra: dict[str, Any] = {"augment": ctx.augment.state_dict() if ctx.augment else {}}
+    if ema is not None:
+        extra["generator_ema"] = ema.state_dict()
+    if budget is not None:
+        extra["budget_spent_s"] = budget.elapsed()
+    return extra
+
+
+def _restore(ctx: StepContext, state: dict[str, Any], ema: GeneratorEMA | None) -> int:
     ctx.model.generator.load_state_dict(state["generator"])
     ctx.model.critic.load_state_dict(state["critic"])
     ctx.opt_g.load_state_dict(state["opt_g"])
     ctx.opt_d.load_state_dict(state["opt_d"])
     ctx.rng.set_state(state["rng"])
     torch.set_rng_state(state["torch_rng"])
+    if ema is not None:
+        if "generator_ema" not in state:
+            raise InputError("train.ema_decay is set but the checkpoint has no EMA weights")
+        ema.load_state_dict(state["generator_ema"])
+    if ctx.augment is not None:
+        ctx.augment.load_state_dict(state.get("augment", {}))
     return int(state["step"])
 
 
-def _save(ctx: StepContext, run_dir: Path, step: int, cfg, kwargs, data, keep: bool) -> Path:
-    payload = _payload(ctx, step, cfg, kwargs, data)
+def _save(ctx: StepContext, run_dir: Path, step: int, cfg, kwargs, data, extra, keep) -> Path:
+    payload = _payload(ctx, step, cfg, kwargs, data, extra)
     last = save_checkpoint(run_dir / "checkpoints" / "last.pt", payload)
     if keep:
         save_checkpoint(run_dir / "checkpoints" / f"step_{step:07d}.pt", payload)
@@ -201,14 +224,29 @@ class _GridInputs:
         return cls(z, classes, condition)
 
 
-def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Path, tb, step):
-    gen = ctx.model.generator
-    was_training = gen.training
-    gen.eval()
-    moved = [None if t is None else t.to(ctx.device) for t in vars(inputs).values()]
-    with torch.no_grad():
-        pairs = synthesize_pairs(ctx.model, *moved).float().cpu()
-    gen.train(was_training)
+@contextlib.contextmanager
+def _generator_swapped(model: torch.nn.Module, generator: torch.nn.Module | None):
+    """Drive ``model`` with another generator module (the EMA copy) for a while."""
+    if generator is None:
+        yield model
+        return
+    trained = model.generator
+    model.generator = generator
+    try:
+        yield model
+    finally:
+        model.generator = trained
+
+
+def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Path, tb, step, ema):
+    with _generator_swapped(ctx.model, None if ema is None else ema.module) as model:
+        gen = model.generator
+        was_training = gen.training
+        gen.eval()
+        moved = [None if t is None else t.to(ctx.device) for t in vars(inputs).values()]
+        with torch.no_grad():
+            pairs = synthesize_pairs(model, *moved).float().cpu()
+        gen.train(was_training)
     images, labels = decode_pairs(pairs, data.image_channels)
     rgb = pair_grid(images.numpy(), labels.numpy(), ncol=8)
     save_png(path, rgb, min_size=512)
@@ -216,10 +254,28 @@ def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Pat
         tb.log_image("samples", step, rgb)
 
 
+def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | None:
+    """The run's DiffAugment (None when ``train.diffaugment.policy`` is empty)."""
+    da = tcfg.diffaugment
+    if not da.policy:
+        return None
+    adaptive = None
+    if da.adaptive:  # ADA starts without augmentation and may raise p up to train.diffaugment.p
+        adaptive = AdaptiveAugmentProbability(target=da.target, initial=0.0, max_p=da.p)
+    return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive)
+
+
+def _set_lr(ctx: StepContext, tcfg: TrainConfig, factor: float) -> None:
+    for opt, base in ((ctx.opt_g, tcfg.lr_g), (ctx.opt_d, tcfg.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = base * factor
+
+
 def train_gan(
     cfg: RunConfig, data: GanData, run_dir: Path, resume: bool = False, quiet: bool = False
 ) -> TrainResult:
-    """Train ``cfg.model`` on ``data`` into ``run_dir`` (checkpoints/, samples/, train_log.csv)."""
+    """Train ``cfg.model`` on ``data`` into ``run_dir`` (checkpoints/, samples/, train_log.csv,
+    train_summary.json): ``train.steps`` steps, or as many as ``train.budget`` allows."""
     tcfg = cfg.train
     seed_everything(tcfg.seed)
     device = resolve_device(tcfg.device)
@@ -238,38 +294,86 @@ def train_gan(
         autocast_factory(device, tcfg.precision),
         classes=None if data.classes is None else data.classes.to(device),
         image_channels=data.image_channels,
+        augment=make_augment(tcfg, rng),
     )
     try:
         step_fn = METHODS.get(tcfg.method)
     except KeyError as exc:
         raise InputError(f"train.method: {exc.args[0]}") from None
-    start = 0
+    ema = GeneratorEMA(model.generator, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    start, spent = 0, 0.0
     if resume:
-        start = _restore(ctx, load_checkpoint(run_dir / "checkpoints" / "last.pt", device))
+        state = load_checkpoint(run_dir / "checkpoints" / "last.pt", device)
+        start, spent = _restore(ctx, state, ema), float(state.get("budget_spent_s", 0.0))
         log.info("resumed %s at step %d", run_dir, start)
+    budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
     grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
     loss_log = _LossLog(run_dir / "train_log.csv", start)
     tb = TensorBoardLogger(run_dir / "tensorboard")
-    t0, losses = time.perf_counter(), {}
+    t0, losses, step = time.perf_counter(), {}, start
+    total: int | None = None if budget else tcfg.steps
+    bar_total = int(budget.seconds) if budget else tcfg.steps - start
     try:
-        with stage(f"train {cfg.model.name}", tcfg.steps - start, quiet) as bar:
-            for step in range(start + 1, tcfg.steps + 1):
+        with stage(f"train {cfg.model.name}", bar_total, quiet) as bar:
+            shown = int(spent)
+            while True:
+                step += 1
+                if budget is not None:
+                    total = budget.estimate_total(step) or total
+                _set_lr(ctx, tcfg, lr_factor(tcfg.lr_schedule, step, total))
                 out = step_fn(ctx)
-                if step % tcfg.log_every == 0 or step == tcfg.steps:
+                if ema is not None:
+                    ema.update(model.generator, step)
+                done = budget.exhausted() if budget is not None else step >= tcfg.steps
+                if step % tcfg.log_every == 0 or done:
                     losses = {k: float(v) for k, v in out.items()}
+                    if ctx.augment is not None:
+                        losses["augment_p"] = ctx.augment.p
                     tb.log_scalars(step, losses)
                     loss_log.write(
                         {"step": step, "seconds": round(time.perf_counter() - t0, 2), **losses}
                     )
                     bar.advance(0, " ".join(f"{k}={v:.3g}" for k, v in list(losses.items())[:2]))
-                if step % tcfg.sample_every == 0 or step == tcfg.steps:
+                if step % tcfg.sample_every == 0 or done:
                     path = run_dir / "samples" / f"step_{step:07d}.png"
-                    _sample_grid(ctx, data, grid_inputs, path, tb, step)
-                if step % tcfg.checkpoint_every == 0 and step != tcfg.steps:
-                    _save(ctx, run_dir, step, cfg, kwargs, data, keep=True)
-                bar.advance(1)
-        last = _save(ctx, run_dir, tcfg.steps, cfg, kwargs, data, keep=False)
+                    _sample_grid(ctx, data, grid_inputs, path, tb, step, ema)
+                if step % tcfg.checkpoint_every == 0 and not done:
+                    extra = _extra_state(ema, ctx, budget)
+                    _save(ctx, run_dir, step, cfg, kwargs, data, extra, keep=True)
+                if budget is not None:
+                    now = int(min(budget.elapsed(), budget.seconds))
+                    bar.advance(now - shown)
+                    shown = now
+                else:
+                    bar.advance(1)
+                if done:
+                    break
+        extra = _extra_state(ema, ctx, budget)
+        last = _save(ctx, run_dir, step, cfg, kwargs, data, extra, keep=False)
     finally:
         loss_log.close()
         tb.close()
-    return TrainResult(run_dir, tcfg.steps, time.perf_counter() - t0, last, losses)
+    seconds = time.perf_counter() - t0
+    rate = (step - start) / seconds if seconds > 0 else 0.0
+    _write_summary(run_dir, tcfg, step, start, seconds, rate)
+    return TrainResult(run_dir, step, seconds, last, losses, rate)
+
+
+def _write_summary(run_dir: Path, tcfg: TrainConfig, step, start, seconds, rate) -> None:
+    """``train_summary.json``: the steps a run made and how fast (a budgeted run's steps are
+    what repeats it exactly: ``train.steps`` = ``steps`` with no budget)."""
+    from synthmed.atomic import write_json
+
+    write_json(
+        run_dir / "train_summary.json",
+        {
+            "steps": step,
+            "steps_this_process": step - start,
+            "seconds_this_process": round(seconds, 2),
+            "steps_per_second": round(rate, 3),
+            "budget": tcfg.budget,
+            "lr_schedule": tcfg.lr_schedule,
+            "ema_decay": tcfg.ema_decay,
+            "diffaugment": tcfg.diffaugment.model_dump(),
+        },
+    )

@@ -18,6 +18,7 @@ from synthmed.losses.adversarial import (
     wasserstein_generator_loss,
 )
 from synthmed.registry import Registry
+from synthmed.training.diffaugment import CriticAugment
 
 METHODS = Registry("training method")
 
@@ -36,6 +37,25 @@ class StepContext:
     autocast: Callable[[], object]
     classes: torch.Tensor | None = None  # (N,) image-level class per row of data, if any
     image_channels: int = 1  # data[:, :image_channels] is the image, the rest label channels
+    augment: CriticAugment | None = None  # DiffAugment on every critic input (train.diffaugment)
+
+
+def critic_view(ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+    """A generated-or-real batch as the critic sees it: augmented when DiffAugment is on.
+
+    Pairs keep image and label channels aligned and get colour ops on the image channels
+    only; a mask GAN's batch is label channels only, so no colour op touches it.
+    """
+    if ctx.augment is None or not ctx.augment.enabled:
+        return x
+    color = 0 if getattr(ctx.model, "kind", "pair") == "mask" else ctx.image_channels
+    return ctx.augment(x, color)
+
+
+def observe_real(ctx: StepContext, real_scores: torch.Tensor) -> None:
+    """The critic's scores on a real batch, for the adaptive augmentation probability."""
+    if ctx.augment is not None:
+        ctx.augment.observe(real_scores)
 
 
 def real_batch_indices(ctx: StepContext) -> torch.Tensor:
@@ -75,8 +95,10 @@ def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
         alpha = torch.rand(real.shape[0], generator=ctx.rng).to(ctx.device)
         with torch.no_grad(), ctx.autocast():
             fake = gen(z).float()
+        real, fake = critic_view(ctx, real), critic_view(ctx, fake)
         with ctx.autocast():
             real_scores, fake_scores = critic(real).float(), critic(fake).float()
+        observe_real(ctx, real_scores)
         loss_w = wasserstein_critic_loss(real_scores, fake_scores)
         gp = gradient_penalty(critic, real, fake, alpha=alpha)  # fp32: the penalty is sensitive
         ctx.opt_d.zero_grad(set_to_none=True)
@@ -85,7 +107,7 @@ def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     critic.requires_grad_(False)  # no critic grads during the generator step (PERFORMANCE.md)
     z = latent(ctx, cfg.batch_size)
     with ctx.autocast():
-        loss_g = wasserstein_generator_loss(critic(gen(z)).float())
+        loss_g = wasserstein_generator_loss(critic(critic_view(ctx, gen(z))).float())
     ctx.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     ctx.opt_g.step()

@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from synthmed.training.methods import (
     METHODS,
     StepContext,
+    critic_view,
     latent,
     model_rows,
+    observe_real,
     real_batch_indices,
 )
 
@@ -63,8 +65,10 @@ def _dcgan_d_steps(ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Ten
         z = latent(ctx, real.shape[0])
         with torch.no_grad(), ctx.autocast():
             fake = gen(z).float()  # generated once and detached (PERFORMANCE.md)
+        real, fake = critic_view(ctx, real), critic_view(ctx, fake)
         with ctx.autocast():
             real_logits, fake_logits = disc(real).float(), disc(fake).float()
+        observe_real(ctx, real_logits)
         loss_d = _bce(real_logits, target) + _bce(fake_logits, 0.0)
         ctx.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -95,10 +99,10 @@ def dcgan_step(ctx: StepContext) -> dict[str, torch.Tensor]:
         if ctx.cfg.options.get("feature_matching", False):
             with torch.no_grad():
                 _, real_feats = disc(real, return_features=True)
-            _, fake_feats = disc(gen(z), return_features=True)
+            _, fake_feats = disc(critic_view(ctx, gen(z)), return_features=True)
             loss_g = feature_matching_loss(real_feats.float(), fake_feats.float())
         else:
-            loss_g = _bce(disc(gen(z)).float(), 1.0)
+            loss_g = _bce(disc(critic_view(ctx, gen(z))).float(), 1.0)
     ctx.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     ctx.opt_g.step()
@@ -127,8 +131,10 @@ def _acgan_d_steps(ctx: StepContext, aux_weight: float) -> dict[str, torch.Tenso
         z, fake_cls = latent(ctx, real.shape[0]), _sample_classes(ctx, real.shape[0])
         with torch.no_grad(), ctx.autocast():
             fake = gen(z, fake_cls).float()
+        real, fake = critic_view(ctx, real), critic_view(ctx, fake)
         with ctx.autocast():
             (real_adv, real_aux), (fake_adv, fake_aux) = disc(real), disc(fake)
+        observe_real(ctx, real_adv)
         adv = _bce(real_adv.float(), target) + _bce(fake_adv.float(), 0.0)
         aux = F.cross_entropy(real_aux.float(), real_cls) + F.cross_entropy(
             fake_aux.float(), fake_cls
@@ -170,7 +176,7 @@ def acgan_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     disc.requires_grad_(False)
     z, fake_cls = latent(ctx, ctx.cfg.batch_size), _sample_classes(ctx, ctx.cfg.batch_size)
     with ctx.autocast():
-        adv_logits, aux_logits = disc(gen(z, fake_cls))
+        adv_logits, aux_logits = disc(critic_view(ctx, gen(z, fake_cls)))
     aux_g = F.cross_entropy(aux_logits.float(), fake_cls)
     loss_g = _bce(adv_logits.float(), 1.0) + aux_weight * aux_g
     ctx.opt_g.zero_grad(set_to_none=True)

@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from synthmed.data.pairs import onehot_condition, split_pairs
-from synthmed.training.methods import METHODS, StepContext, latent, real_batch_indices
+from synthmed.training.methods import (
+    METHODS,
+    StepContext,
+    latent,
+    observe_real,
+    real_batch_indices,
+)
 
 GAN_MODES = ("vanilla", "lsgan")
 
@@ -27,6 +33,20 @@ def translation_batch(ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
     rows = ctx.data[real_batch_indices(ctx)]
     image, label = split_pairs(rows, ctx.image_channels)
     return image, onehot_condition(label)
+
+
+def critic_inputs(
+    ctx: StepContext, cond: torch.Tensor, *images: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(condition, image)`` as the critic sees them: with DiffAugment on, one geometric draw
+    moves condition and image together (colour on the image only), and that same draw is
+    applied to every image given (real and fake for feature matching)."""
+    aug = ctx.augment
+    if aug is None or not aug.enabled:
+        return [(cond, image) for image in images]
+    c = images[0].shape[1]
+    stacked = aug.same([torch.cat([image, cond.to(image.dtype)], dim=1) for image in images], c)
+    return [(x[:, c:], x[:, :c]) for x in stacked]
 
 
 def gan_loss(logits: list[torch.Tensor], real: bool, mode: str = "vanilla") -> torch.Tensor:
@@ -95,13 +115,17 @@ def pix2pix_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     with ctx.autocast():
         fake = gen(cond)
     critic.requires_grad_(True)
+    (real_in,) = critic_inputs(ctx, cond, image)
+    (fake_in,) = critic_inputs(ctx, cond, fake.detach())
     with ctx.autocast():
-        real_logits, fake_logits = critic(cond, image), critic(cond, fake.detach())
+        real_logits, fake_logits = critic(*real_in), critic(*fake_in)
+    observe_real(ctx, real_logits[0])
     loss_d = 0.5 * (gan_loss(real_logits, True, mode) + gan_loss(fake_logits, False, mode))
     _update(ctx.opt_d, loss_d)
     critic.requires_grad_(False)  # no critic grads during the generator step (PERFORMANCE.md)
+    (fake_in,) = critic_inputs(ctx, cond, fake)
     with ctx.autocast():
-        loss_adv = gan_loss(critic(cond, fake), True, mode)
+        loss_adv = gan_loss(critic(*fake_in), True, mode)
     loss_l1 = F.l1_loss(fake.float(), image.float())
     loss_g = loss_adv + l1_weight * loss_l1
     _update(ctx.opt_g, loss_g)
@@ -135,16 +159,20 @@ def spade_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     with ctx.autocast():
         fake = gen(cond, z)
     critic.requires_grad_(True)
+    (real_in,) = critic_inputs(ctx, cond, image)
+    (fake_in,) = critic_inputs(ctx, cond, fake.detach())
     with ctx.autocast():
-        real_logits, fake_logits = critic(cond, image), critic(cond, fake.detach())
+        real_logits, fake_logits = critic(*real_in), critic(*fake_in)
+    observe_real(ctx, real_logits[0])
     loss_d_real, loss_d_fake = hinge_critic_loss(real_logits, fake_logits)
     loss_d = loss_d_real + loss_d_fake
     _update(ctx.opt_d, loss_d)
     critic.requires_grad_(False)
+    fake_in, real_in = critic_inputs(ctx, cond, fake, image)  # one draw: FM compares positions
     with ctx.autocast():
-        fake_logits, fake_feats = critic.forward_with_features(cond, fake)
+        fake_logits, fake_feats = critic.forward_with_features(*fake_in)
         with torch.no_grad():
-            real_feats = critic.forward_with_features(cond, image)[1]
+            real_feats = critic.forward_with_features(*real_in)[1]
     loss_adv = hinge_generator_loss(fake_logits)
     loss_fm = feature_matching_loss(fake_feats, real_feats)
     loss_l1 = F.l1_loss(fake.float(), image.float())
