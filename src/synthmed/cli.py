@@ -55,6 +55,9 @@ def train(
     resume: bool = typer.Option(False, help="Continue from the run's last checkpoint."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and stop."),
     device: str = typer.Option(None, help="Overrides train.device."),
+    budget: str = typer.Option(
+        None, help="Train for this wall time (90s, 20m, 1.5h) instead of train.steps."
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Train a generator on your data (or phantoms) into a run folder."""
@@ -63,6 +66,7 @@ def train(
     if config is None and preset is None:
         raise InputError("give a CONFIG.yaml or --preset NAME")
     overrides = list(set_) + ([f"train.device={device}"] if device else [])
+    overrides += [f"train.budget={budget}"] if budget else []
     cfg, base_dir = load_run_config(
         config, preset=preset, quick=quick, overrides=overrides, data_file=data
     )
@@ -74,7 +78,8 @@ def train(
     run_dir = out or Path("runs") / cfg.name
     result = api.train(cfg, run_dir, base_dir=base_dir, resume=resume, quiet=quiet)
     typer.echo(
-        f"trained {result.steps} steps in {result.seconds:.0f}s; checkpoint: {result.checkpoint}"
+        f"trained {result.steps} steps in {result.seconds:.0f}s "
+        f"({result.steps_per_second:.2f} steps/s); checkpoint: {result.checkpoint}"
     )
 
 
