@@ -263,6 +263,7 @@ def sample(
         lesion_sizes=lesion_sizes or cfg.lesion_sizes,
         lesion_centres=lesion_centres or cfg.lesion_centres,
         weights=cfg.weights,
+        checkpoint=cfg.checkpoint,
     )
     if exclude_near_copies:
         from synthmed.evaluation.filtering import filter_near_copies

@@ -165,6 +165,23 @@ class DiffAugmentConfig(Strict):
     target: float = Field(0.6, ge=0.0, le=1.0)
 
 
+class SelectConfig(Strict):
+    """Memorization-aware checkpoint selection (``synthmed.training.selection``).
+
+    Every ``every`` steps (0 = off) ``n`` fixed-seed samples are scored in the domain encoder:
+    ``metric`` (kid or fd) against the real validation split, and the near-copy rate against
+    the training rows (closer than the ``quantile`` of validation rows). A checkpoint whose
+    rate is above ``quantile`` with binomial p < ``alpha`` is refused; ``checkpoints/best.pt``
+    is the eligible one with the lowest ``metric``, and sampling uses it.
+    """
+
+    every: int = Field(0, ge=0)
+    n: int = Field(256, ge=10)
+    metric: Literal["kid", "fd"] = "kid"
+    quantile: float = Field(0.01, gt=0.0, lt=1.0)
+    alpha: float = Field(0.01, gt=0.0, lt=1.0)
+
+
 _BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -216,6 +233,7 @@ class TrainConfig(Strict):
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
     diffaugment: DiffAugmentConfig = DiffAugmentConfig()
+    select: SelectConfig = SelectConfig()
 
     @model_validator(mode="after")
     def _check_budget(self) -> TrainConfig:
@@ -235,6 +253,7 @@ class SampleConfig(Strict):
     )
     batch_size: int = Field(64, ge=1)
     weights: Literal["ema", "raw"] = "ema"  # generator weights to sample with (ema if stored)
+    checkpoint: Literal["best", "last"] = "best"  # best: train.select's pick, when it made one
     label_source: Literal["auto", "cascade", "train", "cases"] = "auto"  # translators only
     edit_lesions: bool = False  # translators: random lesion edit per sample (Shin 2018)
     lesion_value: int | None = None  # label value of the lesion (default: the highest)

@@ -22,7 +22,7 @@ from synthmed.data.synthetic import read_manifest, read_synthetic_arrays
 from synthmed.data.types import Item
 from synthmed.errors import InputError
 from synthmed.evaluation.utility.sets import TrainingSet, set_from_items
-from synthmed.training.checkpoint import latest_checkpoint, load_checkpoint
+from synthmed.training.checkpoint import latest_checkpoint, load_checkpoint, sampling_checkpoint
 from synthmed.training.data import training_arrays
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,24 @@ def _num_classes(task: str, checkpoint: dict, real: TrainingSet) -> int:
     return max(declared, int(real.classes.max()) + 1)
 
 
+def _sampled_checkpoint(run_dir: Path, synth_dir: Path, which: str) -> Path:
+    """The checkpoint the synthetic set was drawn from (its manifest's ``checkpoint`` column),
+    so the critic attack audits the same model; the run's sampling checkpoint otherwise."""
+    try:
+        rows = read_manifest(synth_dir)[:1]
+    except InputError:
+        rows = []
+    named = rows[0].get("checkpoint", "") if rows else ""
+    if named and (Path(run_dir) / named).is_file():
+        return Path(run_dir) / named
+    if not named:
+        return sampling_checkpoint(run_dir, which)
+    return latest_checkpoint(run_dir)
+
+
 def load_inputs(config: RunConfig, run_dir: Path, synth_dir: Path) -> EvalInputs:
     """Load the run's splits, real training and held-out rows, synthetic rows and checkpoint."""
-    ckpt_path = latest_checkpoint(run_dir)
+    ckpt_path = _sampled_checkpoint(run_dir, synth_dir, config.sample.checkpoint)
     checkpoint = load_checkpoint(ckpt_path)
     splits = load_splits(config.data)
     task = detect_task(splits["train"])

@@ -161,11 +161,11 @@ def build_package(
     from synthmed.api import load_run_config
     from synthmed.config.loading import config_to_dict
     from synthmed.sampling.export import generator_state
-    from synthmed.training.checkpoint import file_sha256, latest_checkpoint, load_checkpoint
+    from synthmed.training.checkpoint import file_sha256, load_checkpoint, sampling_checkpoint
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = sampling_checkpoint(run_dir, config.sample.checkpoint)
     state = load_checkpoint(ckpt)
     name = check_name(name or config.name)
     out = Path(out) if out is not None else run_dir / f"{name}{SUFFIX}"

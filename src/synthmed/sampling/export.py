@@ -25,8 +25,8 @@ from synthmed.progress import stage
 from synthmed.training.checkpoint import (
     class_checkpoints,
     file_sha256,
-    latest_checkpoint,
     load_checkpoint,
+    sampling_checkpoint,
 )
 from synthmed.training.loop import build_model, resolve_device
 
@@ -195,9 +195,12 @@ def export_synthetic(
     lesion_sizes: list[int] | None = None,
     lesion_centres: list[list[float]] | None = None,
     weights: str = "ema",
+    checkpoint: str = "best",
 ) -> Path:
-    """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's last checkpoint
-    (``weights``: its EMA generator when stored, or ``raw``).
+    """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's selected
+    checkpoint (``checkpoint``: ``best`` = ``checkpoints/best.pt`` of the memorization-aware
+    selection when there is one, else the last; ``weights``: its EMA generator when stored,
+    or ``raw``).
 
     Translators (pix2pix, SPADE) are driven by label maps from ``label_source`` (see
     :mod:`synthmed.sampling.conditions`); ``edit_lesions`` applies a random lesion edit to each
@@ -223,8 +226,9 @@ def export_synthetic(
             device,
             quiet,
             weights,
+            checkpoint,
         )
-    gen = load_generator(latest_checkpoint(run_dir), device, weights)
+    gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
     conditions, extra = None, None
     if getattr(gen.model, "kind", "pair") == "translator":
         from synthmed.sampling.conditions import translator_conditions
@@ -324,11 +328,25 @@ def _manifest_row(index, seed, files, label, gen: LoadedGenerator, checkpoint: s
 
 
 def _export_per_class(
-    run_dir, per_class, out_dir, n, seed, formats, threshold, batch_size, device, quiet, weights
+    run_dir,
+    per_class,
+    out_dir,
+    n,
+    seed,
+    formats,
+    threshold,
+    batch_size,
+    device,
+    quiet,
+    weights,
+    checkpoint,
 ) -> Path:
     """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
     generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
-    gens = {k: load_generator(path, device, weights) for k, path in per_class.items()}
+    gens = {
+        k: load_generator(sampling_checkpoint(path.parents[1], checkpoint), device, weights)
+        for k, path in per_class.items()
+    }
     keys = sorted(gens)
     seeds = list(range(seed, seed + n))
     rows = []

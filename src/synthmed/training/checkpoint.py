@@ -73,3 +73,15 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     if path is None:
         raise InputError("no checkpoints/last.pt: train this run first", run_dir)
     return path
+
+
+def sampling_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint to sample, evaluate and package: ``best.pt`` (memorization-aware
+    selection, ``synthmed.training.selection``) when the run has one and ``which`` is
+    ``best``, else the last one."""
+    if which not in ("best", "last"):
+        raise InputError(f"sample.checkpoint must be 'best' or 'last', got '{which}'")
+    best = Path(run_dir) / "checkpoints" / "best.pt"
+    if which == "best" and best.is_file():
+        return best
+    return latest_checkpoint(run_dir)

@@ -265,6 +265,21 @@ def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | Non
     return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive)
 
 
+def make_selector(cfg: RunConfig, data: GanData, run_dir: Path, model, device, start: int):
+    """The run's checkpoint selector (None when ``train.select.every`` is 0, for mask GANs,
+    whose samples are label maps the image encoder cannot judge, or without validation data)."""
+    scfg = cfg.train.select
+    if not scfg.every or getattr(model, "kind", "pair") == "mask":
+        return None
+    from synthmed.training.selection import CheckpointSelector, build_reference, read_curve
+
+    ref = build_reference(cfg, data.splits, run_dir, str(device))
+    if ref is None:
+        return None
+    inputs = _GridInputs.make(model, data, cfg.train.seed + 2, n=scfg.n)
+    return CheckpointSelector(cfg, ref, inputs, run_dir, read_curve(run_dir, start))
+
+
 def _set_lr(ctx: StepContext, tcfg: TrainConfig, factor: float) -> None:
     for opt, base in ((ctx.opt_g, tcfg.lr_g), (ctx.opt_d, tcfg.lr_d)):
         for group in opt.param_groups:
@@ -308,6 +323,7 @@ def train_gan(
         log.info("resumed %s at step %d", run_dir, start)
     budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
     grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
+    selector = make_selector(cfg, data, run_dir, model, device, start)
     loss_log = _LossLog(run_dir / "train_log.csv", start)
     tb = TensorBoardLogger(run_dir / "tensorboard")
     t0, losses, step = time.perf_counter(), {}, start
@@ -340,6 +356,18 @@ def train_gan(
                 if step % tcfg.checkpoint_every == 0 and not done:
                     extra = _extra_state(ema, ctx, budget)
                     _save(ctx, run_dir, step, cfg, kwargs, data, extra, keep=True)
+                if selector is not None and selector.due(step, done):
+                    generator = model.generator if ema is None else ema.module
+                    selector.consider(
+                        model,
+                        generator,
+                        data.image_channels,
+                        step,
+                        lambda path, s=step: save_checkpoint(
+                            path,
+                            _payload(ctx, s, cfg, kwargs, data, _extra_state(ema, ctx, budget)),
+                        ),
+                    )
                 if budget is not None:
                     now = int(min(budget.elapsed(), budget.seconds))
                     bar.advance(now - shown)
