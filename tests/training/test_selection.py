@@ -108,6 +108,11 @@ def test_training_writes_curve_and_sampling_uses_best(tmp_path: Path) -> None:
     assert (run / "checkpoints" / "best.pt").is_file()
     best_step = json.loads((run / "selection.json").read_text())["best_step"]
     assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["step"] == best_step
-    out = api.sample(run, out=tmp_path / "syn", quiet=True)
+    out = api.sample(run, quiet=True)
     with (out / "manifest.csv").open() as fh:
         assert {r["checkpoint"] for r in csv.DictReader(fh)} == {"checkpoints/best.pt"}
+    settings = ["evaluate.utility.steps=2", "evaluate.utility.val_every=1"]
+    metrics = api.evaluate(run, overrides=settings, quiet=True)
+    assert metrics["provenance"]["checkpoint"] == "checkpoints/best.pt"
+    html = api.report(run).read_text()
+    assert "Checkpoint selection" in html and f"step\n{best_step}" in html

@@ -90,6 +90,10 @@ def _privacy_block(metrics: dict, run_dir: Path) -> dict | None:
     return view
 
 
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
     synth_dir = Path(metrics.get("synthetic_dir", run_dir / "synthetic"))
     config_path = run_dir / "config.yaml"
@@ -110,6 +114,8 @@ def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
         "utility": _utility_blocks(metrics),
         "privacy": _privacy_block(metrics, run_dir),
         "loss_plot": _b64(plots.loss_plot(run_dir / "train_log.csv")),
+        "selection_plot": _b64(plots.selection_plot(run_dir / "selection.csv")),
+        "selection": _read_json(run_dir / "selection.json"),
         "limits": LIMITS,
         "provenance": metrics.get("provenance", {}),
         "filtering": (metrics.get("provenance") or {}).get("near_copy_filtering"),

@@ -118,3 +118,34 @@ def loss_plot(log_path: Path) -> bytes | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def selection_plot(curve_path: Path) -> bytes | None:
+    """Checkpoint selection curve: fidelity (KID to the validation split) and near-copy rate
+    per scored step; refused checkpoints crossed, the selected one ringed. None without one."""
+    if not curve_path.is_file():
+        return None
+    with curve_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, (ax_kid, ax_copy) = plt.subplots(1, 2, figsize=(9, 3), dpi=100)
+    steps = [int(r["step"]) for r in rows]
+    kid = [_number(r["kid"]) for r in rows]
+    rate = [_number(r["near_copy_rate"]) for r in rows]
+    ax_kid.plot(steps, kid, marker=".", color="tab:blue")
+    ax_copy.plot(steps, rate, marker=".", color="tab:orange")
+    refused = [i for i, r in enumerate(rows) if r["eligible"] != "True"]
+    for ax, ys in ((ax_kid, kid), (ax_copy, rate)):
+        ax.scatter([steps[i] for i in refused], [ys[i] for i in refused], marker="x", c="red")
+        best = [i for i, r in enumerate(rows) if r["best"] == "True"]
+        if best:
+            i = best[-1]
+            ax.scatter([steps[i]], [ys[i]], s=120, facecolors="none", edgecolors="green")
+        ax.set_xlabel("generator step")
+        ax.grid(alpha=0.3)
+    ax_kid.set_ylabel("KID to real validation")
+    ax_copy.set_ylabel("near-copy rate")
+    fig.tight_layout()
+    return _png(fig)
