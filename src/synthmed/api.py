@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    from synthmed.training.checkpoint import find_last_checkpoint
+    from synthmed.checkpoints import find_last_checkpoint
 
     last = find_last_checkpoint(run_dir) or run_dir / "checkpoints" / "last.pt"
     if resume and not last.is_file():
@@ -86,7 +86,7 @@ def train(
     Returns:
         ``synthmed.training.loop.TrainResult``.
     """
-    from synthmed.training.data import prepare_gan_data
+    from synthmed.data.arrays import prepare_gan_data
     from synthmed.training.loop import train_gan
 
     run_dir = Path(run_dir)
@@ -113,7 +113,7 @@ def _train_per_class(config: RunConfig, data, run_dir: Path, resume: bool, quiet
     """Frid-Adar 2018: one generator per image-level class, each on that class's rows only."""
     from dataclasses import replace
 
-    from synthmed.training.checkpoint import class_run_dir
+    from synthmed.checkpoints import class_run_dir
     from synthmed.training.loop import train_gan
 
     if data.classes is None:
@@ -147,12 +147,12 @@ def _train_mask_stage(
         }
     )
     if config.mask_stage.foreground_only:
-        from synthmed.training.data import with_foreground_only
+        from synthmed.data.arrays import with_foreground_only
 
         data = with_foreground_only(data)
         log.info("mask stage: %d training maps with foreground", len(data.pairs))
     if config.mask_stage.size is not None:
-        from synthmed.training.data import resized_pairs
+        from synthmed.data.arrays import resized_pairs
 
         full_size = list(data.spatial_size)
         data = resized_pairs(data, config.mask_stage.size)
@@ -176,7 +176,7 @@ def _train_mask_stage(
 
 
 def _steps_done(checkpoint: Path) -> int:
-    from synthmed.training.checkpoint import load_checkpoint
+    from synthmed.checkpoints import load_checkpoint
 
     return int(load_checkpoint(checkpoint)["step"])
 

@@ -8,11 +8,11 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from synthmed.checkpoints import load_checkpoint
 from synthmed.cli import app
 from synthmed.errors import InputError
 from synthmed.reproduce import run_experiment, runner
 from synthmed.reproduce.spec import REAL_ARM
-from synthmed.training.checkpoint import load_checkpoint
 
 
 def test_quick_segmentation_experiment(tmp_path, monkeypatch):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from synthmed import __version__, api
+from synthmed.checkpoints import file_sha256
 from synthmed.data.synthetic import read_synthetic_arrays
 from synthmed.errors import InputError
 from synthmed.sampling.export import generate_pairs, load_generator
-from synthmed.training.checkpoint import file_sha256
 from tests.training.test_training import tiny_config
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from synthmed import api
-from synthmed.training.checkpoint import load_checkpoint
+from synthmed.checkpoints import load_checkpoint
 from synthmed.training.ema import GeneratorEMA, ema_decay
 from tests.training.test_training import tiny_config
 

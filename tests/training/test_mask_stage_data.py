@@ -7,8 +7,8 @@ import torch
 
 from synthmed import api
 from synthmed.config import resolve_config
+from synthmed.data.arrays import GanData, with_foreground_only
 from synthmed.errors import InputError
-from synthmed.training.data import GanData, with_foreground_only
 
 
 def _data(empty_rows: int, full_rows: int) -> GanData:
@@ -33,7 +33,7 @@ def test_cascade_mask_stage_trains_on_lesion_maps_only(tmp_path, monkeypatch):
         return None
 
     monkeypatch.setattr("synthmed.training.loop.train_gan", fake_train_gan)
-    monkeypatch.setattr("synthmed.training.data.prepare_gan_data", lambda cfg: _data(3, 2))
+    monkeypatch.setattr("synthmed.data.arrays.prepare_gan_data", lambda cfg: _data(3, 2))
     cfg = resolve_config(
         preset="platscher2021-mask-gan", overrides=["mask_stage.foreground_only=true"]
     )
@@ -43,7 +43,7 @@ def test_cascade_mask_stage_trains_on_lesion_maps_only(tmp_path, monkeypatch):
 
 
 def test_resized_pairs_area_averages_and_checks_size():
-    from synthmed.training.data import resized_pairs
+    from synthmed.data.arrays import resized_pairs
 
     small = resized_pairs(_data(1, 1), [4, 4])
     assert small.pairs.shape == (2, 2, 4, 4)
@@ -57,8 +57,8 @@ def test_resized_pairs_area_averages_and_checks_size():
 
 def test_mask_stage_trained_small_samples_full_size_label_maps(tmp_path):
     """mask_stage.size: the mask GAN trains at 16x16 on 32x32 data; sampled maps are 32x32."""
+    from synthmed.checkpoints import load_checkpoint
     from synthmed.data.synthetic import read_synthetic_arrays
-    from synthmed.training.checkpoint import load_checkpoint
     from tests.test_presets import smoke_overrides
 
     overrides = [*smoke_overrides("platscher2021-mask-gan"), "mask_stage.size=[16,16]"]
@@ -77,8 +77,8 @@ def test_mask_stage_trained_small_samples_full_size_label_maps(tmp_path):
 def test_finished_mask_stage_is_copied_from_a_run_with_the_same_stage(tmp_path, monkeypatch):
     """Two cascades that differ only after stage I (another name, preset or sample count)
     train one mask GAN; a different mask-stage setting trains its own."""
+    from synthmed.checkpoints import load_checkpoint
     from synthmed.training import loop
-    from synthmed.training.checkpoint import load_checkpoint
     from tests.test_presets import smoke_overrides
 
     base = smoke_overrides("platscher2021-mask-gan")

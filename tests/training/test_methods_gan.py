@@ -145,7 +145,7 @@ def test_acgan_auxiliary_classifier_learns_dark_vs_bright() -> None:
 
 def test_trainer_passes_num_classes_only_to_acgan() -> None:
     from synthmed.errors import InputError
-    from synthmed.training.loop import build_model
+    from synthmed.models.build import build_model
 
     kwargs = {"image_channels": 1, "label_channels": 1, "spatial_size": [16, 16]}
     kwargs |= {"spatial_dims": 2, "latent_dim": 8, "base_channels": 4, "kernel_size": 5}

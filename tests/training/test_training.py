@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from synthmed import api
+from synthmed.checkpoints import load_checkpoint
 from synthmed.config import resolve_config
 from synthmed.errors import InputError
-from synthmed.training.checkpoint import load_checkpoint
-from synthmed.training.loop import build_model
+from synthmed.models.build import build_model
 
 TINY = [
     "data.train.phantom.n_patients=6",

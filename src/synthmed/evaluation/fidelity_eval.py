@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from synthmed.config.schema import EvaluateConfig, RunConfig
+from synthmed.data.arrays import training_arrays
 from synthmed.evaluation.fidelity import (
     FeatureExtractor,
     ModuleExtractor,
@@ -27,7 +28,6 @@ from synthmed.evaluation.fidelity import (
     load_or_fit_encoder,
 )
 from synthmed.evaluation.inputs import EvalInputs
-from synthmed.training.data import training_arrays
 
 log = logging.getLogger(__name__)
 

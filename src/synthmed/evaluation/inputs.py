@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from synthmed.checkpoints import latest_checkpoint, load_checkpoint, sampling_checkpoint
 from synthmed.config.schema import RunConfig
+from synthmed.data.arrays import training_arrays
 from synthmed.data.pipeline import load_splits
 from synthmed.data.synthetic import read_manifest, read_synthetic_arrays
 from synthmed.data.types import Item
 from synthmed.errors import InputError
 from synthmed.evaluation.utility.sets import TrainingSet, set_from_items
-from synthmed.training.checkpoint import latest_checkpoint, load_checkpoint, sampling_checkpoint
-from synthmed.training.data import training_arrays
 
 log = logging.getLogger(__name__)
 

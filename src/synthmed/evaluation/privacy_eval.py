@@ -50,7 +50,7 @@ def critic_scores(inputs: EvalInputs, device: str | torch.device = "cpu") -> dic
         return None
     if "classes" in inputs.checkpoint_path.parts:  # per-class run: one critic per class
         return None
-    from synthmed.training.loop import build_model  # the checkpoint's own architecture
+    from synthmed.models.build import build_model  # the checkpoint's own architecture
 
     model = build_model(ckpt["model_name"], ckpt["model_kwargs"])
     if getattr(model, "kind", "pair") != "pair":

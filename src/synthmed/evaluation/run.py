@@ -21,13 +21,13 @@ from typing import Any
 from synthmed.config.loading import config_to_dict, resolve_config
 from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.data.pipeline import describe
+from synthmed.devices import resolve_device
 from synthmed.errors import InputError
 from synthmed.evaluation.fidelity.suite import to_jsonable
 from synthmed.evaluation.fidelity_eval import build_extractor, fidelity_section
 from synthmed.evaluation.inputs import EvalInputs, load_inputs
 from synthmed.evaluation.privacy_eval import privacy_section
 from synthmed.evaluation.utility_eval import run_utility
-from synthmed.training.loop import resolve_device
 
 
 def _provenance(inputs: EvalInputs, run_dir: Path, synth_dir: Path, timing: dict) -> dict:

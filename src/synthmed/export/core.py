@@ -190,7 +190,7 @@ def _checkpoint_classes(run_dir: Path) -> int:
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
         return 0
-    from synthmed.training.checkpoint import load_checkpoint
+    from synthmed.checkpoints import load_checkpoint
 
     return int(load_checkpoint(last).get("num_classes", 0))
 

@@ -159,9 +159,9 @@ def build_package(
         include_critic: also ship the critic (needed for critic-score privacy audits).
     """
     from synthmed.api import load_run_config
+    from synthmed.checkpoints import file_sha256, load_checkpoint, sampling_checkpoint
     from synthmed.config.loading import config_to_dict
     from synthmed.sampling.export import generator_state
-    from synthmed.training.checkpoint import file_sha256, load_checkpoint, sampling_checkpoint
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
@@ -254,8 +254,9 @@ def load_package(
     """
     from safetensors.torch import load as load_safetensors
 
+    from synthmed.devices import resolve_device
+    from synthmed.models.build import build_model
     from synthmed.sampling.export import LoadedGenerator
-    from synthmed.training.loop import build_model, resolve_device
 
     path = Path(path)
     contents = verified_bytes(path, expected_digest)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from synthmed import __version__, api
 from synthmed.atomic import write_json, write_text
+from synthmed.checkpoints import file_sha256, find_last_checkpoint
 from synthmed.config.loading import deep_merge, read_preset, resolve_config
 from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.errors import InputError
@@ -31,7 +32,6 @@ from synthmed.reproduce.summary import (
     tagged_rows,
     task_metrics,
 )
-from synthmed.training.checkpoint import file_sha256, find_last_checkpoint
 
 log = logging.getLogger(__name__)
 DEFAULT_DATA_ROOT = Path("../shared/data")

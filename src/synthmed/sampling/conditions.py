@@ -52,7 +52,7 @@ def _cascade_labels(run_dir: Path, seeds: list[int], device: str) -> tuple[np.nd
 
 def _training_labels(run_dir: Path, with_images: bool = False):
     """The training label maps (N, *S) (and images (N, C, *S) in [0, 1] with ``with_images``)."""
-    from synthmed.training.data import prepare_gan_data
+    from synthmed.data.arrays import prepare_gan_data
 
     data = prepare_gan_data(read_run_config(run_dir).data)
     images, labels = decode_pairs(data.pairs, data.image_channels)

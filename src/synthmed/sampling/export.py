@@ -17,18 +17,19 @@ import torch
 
 from synthmed import __version__
 from synthmed.atomic import atomic_dir, write_text
-from synthmed.data.pairs import decode_pairs
-from synthmed.data.writers import write_label_png, write_nifti, write_png
-from synthmed.errors import InputError
-from synthmed.models.base import synthesize_pairs
-from synthmed.progress import stage
-from synthmed.training.checkpoint import (
+from synthmed.checkpoints import (
     class_checkpoints,
     file_sha256,
     load_checkpoint,
     sampling_checkpoint,
 )
-from synthmed.training.loop import build_model, resolve_device
+from synthmed.data.pairs import decode_pairs
+from synthmed.data.writers import write_label_png, write_nifti, write_png
+from synthmed.devices import resolve_device
+from synthmed.errors import InputError
+from synthmed.models.base import synthesize_pairs
+from synthmed.models.build import build_model
+from synthmed.progress import stage
 
 MANIFEST_FIELDS = [
     "index",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -19,80 +18,25 @@ from typing import Any
 import torch
 
 from synthmed import __version__
+from synthmed.checkpoints import load_checkpoint, save_checkpoint
 from synthmed.config.loading import config_hash, config_to_dict
 from synthmed.config.schema import RunConfig, TrainConfig, parse_budget
+from synthmed.data.arrays import GanData
 from synthmed.data.pairs import decode_pairs, onehot_condition, split_pairs
 from synthmed.determinism import seed_everything
+from synthmed.devices import autocast_factory, resolve_device
 from synthmed.errors import InputError
-from synthmed.models import MODELS
 from synthmed.models.base import synthesize_pairs
+from synthmed.models.build import build_model, model_kwargs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
 from synthmed.training.budget import StepBudget, lr_factor
-from synthmed.training.checkpoint import load_checkpoint, save_checkpoint
-from synthmed.training.data import GanData
 from synthmed.training.diffaugment import AdaptiveAugmentProbability, CriticAugment
 from synthmed.training.ema import GeneratorEMA
 from synthmed.training.methods import METHODS, StepContext
 from synthmed.training.tensorboard import TensorBoardLogger
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; an explicit CUDA request without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device is '{name}' but CUDA is not available here")
-    return device
-
-
-def autocast_factory(device: torch.device, precision: str):
-    """bf16 autocast on CUDA only: this CPU has no bf16 units (100x slower, PERFORMANCE.md)."""
-    if precision == "bf16" and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    if precision == "bf16":
-        log.warning("precision bf16 requested on %s: training in fp32 instead", device)
-    return contextlib.nullcontext
-
-
-def model_kwargs(cfg: RunConfig, data: GanData) -> dict[str, Any]:
-    """Builder arguments: sizes from the data, widths from the config, plus model.options."""
-    m = cfg.model
-    kwargs = {
-        "image_channels": data.image_channels,
-        "label_channels": data.label_channels,
-        "spatial_size": list(data.spatial_size),
-        "spatial_dims": m.spatial_dims,
-        "latent_dim": m.latent_dim,
-        "base_channels": m.base_channels,
-        "kernel_size": m.kernel_size,
-    }
-    if data.num_image_classes:
-        kwargs["num_classes"] = data.num_image_classes
-    return {**kwargs, **m.options}
-
-
-def build_model(name: str, kwargs: dict[str, Any]) -> torch.nn.Module:
-    """Build a registered model; data-derived arguments it does not declare are left out
-    (``num_classes`` only reaches class-conditional builders)."""
-    try:
-        builder = MODELS.get(name)
-    except KeyError as exc:
-        raise InputError(f"model.name: {exc.args[0]}") from None
-    kw = dict(kwargs)
-    kw["spatial_size"] = tuple(kw["spatial_size"])
-    params = inspect.signature(builder).parameters
-    if "num_classes" in kw and "num_classes" not in params:
-        kw.pop("num_classes")
-    try:
-        return builder(**kw)
-    except TypeError as exc:  # an option the model does not know
-        raise InputError(f"model '{name}': {exc}") from None
-    except ValueError as exc:  # e.g. a patch size the architecture cannot produce
-        raise InputError(f"model '{name}' cannot be built for these data: {exc}") from None
 
 
 def make_optimizers(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
