@@ -6,7 +6,6 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from torch import nn
 from synthmed import api
 from synthmed.config import resolve_config
 from synthmed.evaluation.privacy.memorization import calibrate_copy_threshold
+from synthmed.models.wgan import GANModel
 from synthmed.training.selection import CheckpointSelector, Reference, near_copy_p_value
 from tests.training.test_training import tiny_config
 
@@ -61,7 +61,8 @@ def test_selects_the_better_checkpoint_and_refuses_the_copying_one(tmp_path: Pat
     overrides = ["train.select.every=1", "train.select.n=64", "train.select.quantile=0.05"]
     cfg = resolve_config({"name": "t"}, preset="demo", overrides=overrides)
     selector = CheckpointSelector(cfg, ref, Inputs(torch.zeros(64, 4)), tmp_path)
-    model = SimpleNamespace(kind="pair", generator=None)
+    dims = {"image_channels": 1, "label_channels": 1, "spatial_size": (8, 8), "spatial_dims": 2}
+    model = GANModel(FixedGenerator(train[:1]), None, latent_dim=4, **dims)
     saved: list[str] = []
     planted = {
         "shifted": _images(64, 2, shift=0.15),  # new images, but too bright: worse KID

@@ -42,8 +42,9 @@ def _critic_outputs(critic: torch.nn.Module, pairs: torch.Tensor, device, batch:
 def critic_scores(inputs: EvalInputs, device: str | torch.device = "cpu") -> dict | None:
     """LOGAN scores: the trained critic on training pairs (members) and held-out pairs.
 
-    Pairs are encoded exactly as in training. Only for ``pair`` models with segmentation
-    labels (class-conditional and translator critics take other inputs); None otherwise.
+    Pairs are encoded exactly as in training. Only for models whose critic scores stored
+    pairs (``critic_scores_pairs``) with segmentation labels (class-conditional and translator
+    critics take other inputs); None otherwise.
     """
     ckpt = inputs.checkpoint
     if "critic" not in ckpt or inputs.task != "segmentation":
@@ -53,7 +54,7 @@ def critic_scores(inputs: EvalInputs, device: str | torch.device = "cpu") -> dic
     from synthmed.models.build import build_model  # the checkpoint's own architecture
 
     model = build_model(ckpt["model_name"], ckpt["model_kwargs"])
-    if getattr(model, "kind", "pair") != "pair":
+    if not model.critic_scores_pairs or model.critic is None:
         return None
     model.critic.load_state_dict(ckpt["critic"])
     critic = model.critic.to(device).eval()

@@ -101,9 +101,13 @@ class ACGANModel(GenerativeModel):
     """
 
     kind = "class_pair"
+    needs_classes = True
 
     def generate(self, z: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Map latents and classes to (image+label) samples (see class docstring)."""
+        return self.generator(z, classes)
+
+    def synthesize(self, z=None, classes=None, condition=None) -> torch.Tensor:
         return self.generator(z, classes)
 
     forward = generate

@@ -1,16 +1,22 @@
 """The contract every registered generative model fulfils.
 
-The trainer and the sampler only talk to this interface: a ``generator`` and a ``critic``
-(discriminator) module plus metadata. ``kind`` says how the generator is driven:
+The trainer and the sampler talk only to this interface, never to a model's family name: a
+``generator`` module, an optional ``critic`` (None for families that train without one, e.g.
+diffusion), metadata, flags that say what synthesis needs, and :meth:`synthesize`, which
+returns samples in the common pair layout ``(N, C_img + C_lbl, *S)`` in [-1, 1] so one decoder
+(``synthmed.data.pairs.decode_pairs``) serves every family:
 
-* ``pair``: ``generator(z) -> (N, C_img + C_lbl, *S)`` image+label pairs in [-1, 1]
-  (Kossen 2021; DCGAN, WGAN-GP, WGAN-GP-SN).
-* ``class_pair``: ``generator(z, classes) -> (N, C_img + C_lbl, *S)``; ``classes`` (N,) long
-  (AC-GAN, Frid-Adar 2018). ``C_lbl`` may be 0 for image-only data.
-* ``translator``: ``generator(condition, z=None) -> (N, C_img, *S)`` in [-1, 1]; ``condition``
-  is a one-hot label map (N, K, *S) in {0, 1} with background as channel 0 (pix2pix, SPADE).
-* ``mask``: ``generator(z) -> (N, C_lbl, *S)`` label channels in [-1, 1] (mask GAN; Guibas
-  2017 stage I, Platscher 2021 lesion GAN).
+* pair models (Kossen 2021; DCGAN, WGAN-GP, WGAN-GP-SN): ``synthesize(z)``.
+* class-conditional models (AC-GAN, Frid-Adar 2018; ``needs_classes``):
+  ``synthesize(z, classes)``; ``C_lbl`` may be 0 for image-only data.
+* translators (pix2pix, SPADE; ``needs_condition``): ``synthesize(z, condition=c)`` with ``c``
+  a one-hot label map (N, K, *S) in {0, 1}, background first; the label part of the output
+  is that map.
+* label-map models (mask GAN; Guibas 2017 stage I, Platscher 2021; ``label_only``): the
+  generated label channels next to a black (-1) image.
+
+``kind`` names the family for people and checkpoints; no code outside ``synthmed.models``
+branches on it.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ MODEL_KINDS = ("pair", "class_pair", "translator", "mask")
 
 
 class GenerativeModel(nn.Module):
-    """A generator/critic pair plus what the trainer and sampler need to drive them.
+    """A generator (plus an optional critic) and what the trainer and sampler need to drive it.
 
     Attributes:
-        kind: one of ``MODEL_KINDS`` (class attribute).
+        kind: family name, one of ``MODEL_KINDS`` or a new family's (class attribute).
+        needs_classes / needs_condition: :meth:`synthesize` needs ``classes`` / ``condition``.
+        label_only: the model generates label maps only (no image to judge or augment).
+        critic_scores_pairs: the critic scores training rows as they are stored (image+label
+            pairs), so the privacy audit can run a LOGAN attack on it.
         latent_dim: length of z (0 when the generator takes no noise vector).
         image_channels / label_channels: channel split of the data (see module docstring).
         num_classes: image-level classes for class-conditional models, else 0.
@@ -35,11 +45,15 @@ class GenerativeModel(nn.Module):
     """
 
     kind: ClassVar[str] = "pair"
+    needs_classes: ClassVar[bool] = False
+    needs_condition: ClassVar[bool] = False
+    label_only: ClassVar[bool] = False
+    critic_scores_pairs: ClassVar[bool] = False
 
     def __init__(
         self,
         generator: nn.Module,
-        critic: nn.Module,
+        critic: nn.Module | None,
         *,
         latent_dim: int,
         image_channels: int,
@@ -78,6 +92,26 @@ class GenerativeModel(nn.Module):
         """Split pairs into ``(image, label)`` along the channel axis."""
         return pairs[:, : self.image_channels], pairs[:, self.image_channels :]
 
+    def synthesize(
+        self,
+        z: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Samples in the pair layout ``(N, image_channels + label_channels, *S)`` in [-1, 1].
+
+        Args:
+            z: (N, latent_dim) latents (families without a noise input ignore it).
+            classes: (N,) long, when ``needs_classes``.
+            condition: (N, K, *S) one-hot label maps in {0, 1}, when ``needs_condition``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement synthesize")
+
+    def training_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The part of stored training rows (image+label pairs) that the model learns to
+        generate: all of it, except for label-only models."""
+        return rows[:, self.image_channels :] if self.label_only else rows
+
 
 def synthesize_pairs(
     model: GenerativeModel,
@@ -85,38 +119,9 @@ def synthesize_pairs(
     classes: torch.Tensor | None = None,
     condition: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Drive any model kind and return samples in the common pair layout.
-
-    Output: ``(N, image_channels + label_channels, *S)`` in [-1, 1], so one decoder
-    (``synthmed.data.pairs.decode_pairs``) serves every kind:
-
-    * ``pair``: ``generator(z)``.
-    * ``class_pair``: ``generator(z, classes)``.
-    * ``translator``: the generated image next to the label channels of ``condition``
-      (one-hot, background first): the label map that made the image is its label.
-    * ``mask``: the generated label channels (scaled to the model's ``output_size``) next to a
-      black (-1) image.
-
-    Args:
-        z: (N, latent_dim) latents (not needed by translators without noise input).
-        classes: (N,) long, for ``class_pair``.
-        condition: (N, K, *S) one-hot label maps in {0, 1}, for ``translator``.
-    """
-    gen = model.generator
-    if model.kind == "pair":
-        return gen(z)
-    if model.kind == "class_pair":
-        if classes is None:
-            raise ValueError("a class-conditional model needs classes")
-        return gen(z, classes)
-    if model.kind == "translator":
-        if condition is None:
-            raise ValueError("a translator needs a label-map condition")
-        image = gen(condition, z) if model.latent_dim else gen(condition)
-        label_part = condition[:, 1:] * 2 - 1
-        return torch.cat([image, label_part.to(image.dtype)], dim=1)
-    if model.kind == "mask":
-        labels = model.to_output_size(gen(z))
-        shape = (labels.shape[0], model.image_channels, *labels.shape[2:])
-        return torch.cat([labels.new_full(shape, -1.0), labels], dim=1)
-    raise ValueError(f"unknown model kind '{model.kind}'")
+    """``model.synthesize`` with a clear error when an input the model needs is missing."""
+    if model.needs_classes and classes is None:
+        raise ValueError("a class-conditional model needs classes")
+    if model.needs_condition and condition is None:
+        raise ValueError("a translator needs a label-map condition")
+    return model.synthesize(z, classes, condition)

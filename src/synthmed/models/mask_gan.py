@@ -79,6 +79,7 @@ class MaskGANModel(GenerativeModel):
     """
 
     kind = "mask"
+    label_only = True
 
     def __init__(self, *args, output_size: tuple[int, ...] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -96,6 +97,12 @@ class MaskGANModel(GenerativeModel):
         return F.interpolate(channels, size=self.output_size, mode=mode, align_corners=False)
 
     forward = generate
+
+    def synthesize(self, z=None, classes=None, condition=None) -> torch.Tensor:
+        """Label channels at ``output_size`` next to a black (-1) image."""
+        labels = self.to_output_size(self.generator(z))
+        shape = (labels.shape[0], self.image_channels, *labels.shape[2:])
+        return torch.cat([labels.new_full(shape, -1.0), labels], dim=1)
 
     def decode(
         self, channels: torch.Tensor, threshold: float = 0.0, min_component_size: int = 0

@@ -170,6 +170,7 @@ class TranslatorModel(GenerativeModel):
     """
 
     kind = "translator"
+    needs_condition = True
 
     @property
     def condition_channels(self) -> int:
@@ -179,5 +180,12 @@ class TranslatorModel(GenerativeModel):
     def generate(self, condition: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Translate a one-hot label map into an image (see class docstring for shapes)."""
         return self.generator(condition, z)
+
+    def synthesize(self, z=None, classes=None, condition=None) -> torch.Tensor:
+        """The generated image next to the condition's label channels: the label map that
+        made the image is its label."""
+        image = self.generator(condition, z) if self.latent_dim else self.generator(condition)
+        label_part = condition[:, 1:] * 2 - 1
+        return torch.cat([image, label_part.to(image.dtype)], dim=1)
 
     forward = generate

@@ -159,9 +159,13 @@ class GANModel(GenerativeModel):
     """
 
     kind = "pair"
+    critic_scores_pairs = True
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Map latents to image+label pairs (see class docstring for shapes)."""
+        return self.generator(z)
+
+    def synthesize(self, z=None, classes=None, condition=None) -> torch.Tensor:
         return self.generator(z)
 
     forward = generate

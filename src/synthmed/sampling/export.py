@@ -109,7 +109,7 @@ def latents_for_seeds(seeds: list[int], latent_dim: int) -> torch.Tensor:
 def default_classes(gen: LoadedGenerator, seeds: list[int]) -> np.ndarray | None:
     """Class per sample for class-conditional models: ``seed % num_classes`` (balanced for
     consecutive seeds); None for other kinds."""
-    if getattr(gen.model, "kind", "pair") != "class_pair":
+    if not gen.model.needs_classes:
         return None
     return np.asarray(seeds, dtype=np.int64) % gen.model.num_classes
 
@@ -231,7 +231,7 @@ def export_synthetic(
         )
     gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
     conditions, extra = None, None
-    if getattr(gen.model, "kind", "pair") == "translator":
+    if gen.model.needs_condition:
         from synthmed.sampling.conditions import translator_conditions
 
         seeds = list(range(seed, seed + n))

@@ -160,9 +160,9 @@ class _GridInputs:
         z = None
         if model.latent_dim:
             z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-        classes = torch.arange(n) % model.num_classes if model.kind == "class_pair" else None
+        classes = torch.arange(n) % model.num_classes if model.needs_classes else None
         condition = None
-        if model.kind == "translator":
+        if model.needs_condition:
             rows = data.pairs[torch.linspace(0, len(data.pairs) - 1, n).long()]
             condition = onehot_condition(split_pairs(rows, data.image_channels)[1])
         return cls(z, classes, condition)
@@ -213,7 +213,7 @@ def make_selector(cfg: RunConfig, data: GanData, run_dir: Path, model, device, s
     """The run's checkpoint selector (None when ``train.select.every`` is 0, for mask GANs,
     whose samples are label maps the image encoder cannot judge, or without validation data)."""
     scfg = cfg.train.select
-    if not scfg.every or getattr(model, "kind", "pair") == "mask":
+    if not scfg.every or model.label_only:
         return None
     from synthmed.training.selection import CheckpointSelector, build_reference, read_curve
 

@@ -48,7 +48,7 @@ def critic_view(ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
     """
     if ctx.augment is None or not ctx.augment.enabled:
         return x
-    color = 0 if getattr(ctx.model, "kind", "pair") == "mask" else ctx.image_channels
+    color = 0 if ctx.model.label_only else ctx.image_channels
     return ctx.augment(x, color)
 
 
@@ -65,10 +65,8 @@ def real_batch_indices(ctx: StepContext) -> torch.Tensor:
 
 
 def model_rows(ctx: StepContext, rows: torch.Tensor) -> torch.Tensor:
-    """The part of the data a model generates: a mask GAN sees only the label channels."""
-    if getattr(ctx.model, "kind", "pair") == "mask":
-        return rows[:, ctx.image_channels :]
-    return rows
+    """The part of the data a model generates (a mask GAN sees only the label channels)."""
+    return ctx.model.training_rows(rows)
 
 
 def _real_batch(ctx: StepContext) -> torch.Tensor:
