@@ -39,14 +39,6 @@ from synthmed.training.tensorboard import TensorBoardLogger
 log = logging.getLogger(__name__)
 
 
-def make_optimizers(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
-    """Adam with fused kernels (+7-10% on CPU, more on GPU; PERFORMANCE.md)."""
-    fused = device.type in ("cpu", "cuda")
-    opt_g = torch.optim.Adam(model.generator.parameters(), cfg.lr_g, cfg.betas, fused=fused)
-    opt_d = torch.optim.Adam(model.critic.parameters(), cfg.lr_d, cfg.betas, fused=fused)
-    return opt_g, opt_d
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -101,9 +93,8 @@ def _payload(
         "model_kwargs": kwargs,
         "num_classes": data.num_classes,
         "generator": ctx.model.generator.state_dict(),
-        "critic": ctx.model.critic.state_dict(),
-        "opt_g": ctx.opt_g.state_dict(),
-        "opt_d": ctx.opt_d.state_dict(),
+        **({} if ctx.model.critic is None else {"critic": ctx.model.critic.state_dict()}),
+        "optimizers": {name: opt.state_dict() for name, opt in ctx.optimizers.items()},
         "rng": ctx.rng.get_state(),
         "torch_rng": torch.get_rng_state(),
         "config": config_to_dict(cfg),
@@ -125,9 +116,14 @@ def _extra_state(ema: GeneratorEMA | None, ctx: StepContext, budget: StepBudget 
 
 def _restore(ctx: StepContext, state: dict[str, Any], ema: GeneratorEMA | None) -> int:
     ctx.model.generator.load_state_dict(state["generator"])
-    ctx.model.critic.load_state_dict(state["critic"])
-    ctx.opt_g.load_state_dict(state["opt_g"])
-    ctx.opt_d.load_state_dict(state["opt_d"])
+    if ctx.model.critic is not None:
+        ctx.model.critic.load_state_dict(state["critic"])
+    # checkpoints written before methods declared their optimisers hold opt_g / opt_d
+    saved = state.get("optimizers") or {"g": state.get("opt_g"), "d": state.get("opt_d")}
+    for name, opt in ctx.optimizers.items():
+        if saved.get(name) is None:
+            raise InputError(f"the checkpoint has no state for optimiser '{name}'")
+        opt.load_state_dict(saved[name])
     ctx.rng.set_state(state["rng"])
     torch.set_rng_state(state["torch_rng"])
     if ema is not None:
@@ -224,8 +220,10 @@ def make_selector(cfg: RunConfig, data: GanData, run_dir: Path, model, device, s
     return CheckpointSelector(cfg, ref, inputs, run_dir, read_curve(run_dir, start))
 
 
-def _set_lr(ctx: StepContext, tcfg: TrainConfig, factor: float) -> None:
-    for opt, base in ((ctx.opt_g, tcfg.lr_g), (ctx.opt_d, tcfg.lr_d)):
+def _set_lr(ctx: StepContext, tcfg: TrainConfig, lr_of: dict[str, str], factor: float) -> None:
+    """Each optimiser at its base learning rate (the config field its method names) x factor."""
+    for name, opt in ctx.optimizers.items():
+        base = getattr(tcfg, lr_of[name])
         for group in opt.param_groups:
             group["lr"] = base * factor
 
@@ -240,12 +238,21 @@ def train_gan(
     device = resolve_device(tcfg.device)
     kwargs = model_kwargs(cfg, data)
     model = build_model(cfg.model.name, kwargs).to(device)
-    opt_g, opt_d = make_optimizers(model, tcfg, device)
+    try:
+        method = METHODS.get(tcfg.method)
+    except KeyError as exc:
+        raise InputError(f"train.method: {exc.args[0]}") from None
+    try:
+        optimizers = method.optimizers(model, tcfg, device)
+    except ValueError as exc:  # e.g. an adversarial method for a model without a critic
+        raise InputError(
+            f"train.method '{tcfg.method}' with model '{cfg.model.name}': {exc}"
+        ) from None
     rng = torch.Generator().manual_seed(tcfg.seed)
     ctx = StepContext(
         model,
-        opt_g,
-        opt_d,
+        optimizers.get("g"),
+        optimizers.get("d"),
         data.pairs.to(device),
         rng,
         tcfg,
@@ -254,11 +261,8 @@ def train_gan(
         classes=None if data.classes is None else data.classes.to(device),
         image_channels=data.image_channels,
         augment=make_augment(tcfg, rng),
+        optimizers=optimizers,
     )
-    try:
-        step_fn = METHODS.get(tcfg.method)
-    except KeyError as exc:
-        raise InputError(f"train.method: {exc.args[0]}") from None
     ema = GeneratorEMA(model.generator, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     start, spent = 0, 0.0
     if resume:
@@ -280,8 +284,8 @@ def train_gan(
                 step += 1
                 if budget is not None:
                     total = budget.estimate_total(step) or total
-                _set_lr(ctx, tcfg, lr_factor(tcfg.lr_schedule, step, total))
-                out = step_fn(ctx)
+                _set_lr(ctx, tcfg, method.lr_of, lr_factor(tcfg.lr_schedule, step, total))
+                out = method(ctx)
                 if ema is not None:
                     ema.update(model.generator, step)
                 done = budget.exhausted() if budget is not None else step >= tcfg.steps

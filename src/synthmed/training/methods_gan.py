@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from synthmed.training.methods import (
-    METHODS,
     StepContext,
     critic_view,
     latent,
+    method,
     model_rows,
     observe_real,
     real_batch_indices,
@@ -80,7 +80,7 @@ def _dcgan_d_steps(ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Ten
     return {"loss_d": loss_d.detach(), **stats}, real
 
 
-@METHODS.register("dcgan")
+@method("dcgan")
 def dcgan_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """``n_critic`` discriminator steps, then one generator step (Radford et al. 2016).
 
@@ -150,7 +150,7 @@ def _acgan_d_steps(ctx: StepContext, aux_weight: float) -> dict[str, torch.Tenso
     }
 
 
-@METHODS.register("acgan")
+@method("acgan")
 def acgan_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """AC-GAN step (Odena et al. 2017): adversarial BCE plus auxiliary class cross-entropy.
 

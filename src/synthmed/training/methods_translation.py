@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 from synthmed.data.pairs import onehot_condition, split_pairs
 from synthmed.training.methods import (
-    METHODS,
     StepContext,
     latent,
+    method,
     observe_real,
     real_batch_indices,
 )
@@ -98,7 +98,7 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-@METHODS.register("pix2pix")
+@method("pix2pix")
 def pix2pix_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """One critic and one generator update of pix2pix (Isola et al. 2017, Eq. 4).
 
@@ -138,7 +138,7 @@ def pix2pix_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     }
 
 
-@METHODS.register("spade")
+@method("spade")
 def spade_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """One critic and one generator update of SPADE (Park et al. 2019, hinge + feature matching).
 
