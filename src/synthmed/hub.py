@@ -85,11 +85,11 @@ def generate_dataset(
     defaults, out = pkg.meta["sample_defaults"], Path(out)
     label = f"{pkg.path.name}/weights.safetensors"
     args = dict(n=n, seed=seed, threshold=defaults["label_threshold"], quiet=quiet)
-    args.update(batch_size=defaults["batch_size"], checkpoint_label=label)
+    info = package_export_info(pkg.meta)
+    args.update(batch_size=defaults["batch_size"], checkpoint_label=label, info=info)
     if fmt == "png" and bits == 8:
         return export_from_generator(pkg.generator, out, formats=["png"], **args)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".synthmed-", dir=out.parent) as tmp:
         source = export_from_generator(pkg.generator, Path(tmp) / "s", formats=["nifti"], **args)
-        info = package_export_info(pkg.meta)
         return export_dataset(source, fmt, out, bits=bits, info=info, quiet=quiet)

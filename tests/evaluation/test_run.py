@@ -167,6 +167,7 @@ def test_exclude_near_copies_drops_planted_copies(tiny_run, tmp_path):
     assert all("applied: threshold=" in line for line in text[1:])
     assert len(list((folder / "images").iterdir())) == summary["n_after"]
     assert json.loads((folder / "filtering.json").read_text())["n_before"] == 24
+    assert (folder / "dataset.json").is_file(), "filtering keeps the folder description"
 
 
 def test_cli_evaluate_options(tiny_run, monkeypatch, capsys):

@@ -261,3 +261,26 @@ def test_3d_samples(tmp_path: Path):
     assert npz["train_images"].shape == (2, 4, 6, 5)
     with pytest.raises(InputError, match="2D"):
         export_dataset(tmp_path / "syn", "png", tmp_path / "png")
+
+
+def test_sampled_folder_describes_itself_so_exports_need_no_run(run: Path, tmp_path: Path):
+    desc = json.loads((run / "synthetic" / "dataset.json").read_text())
+    assert desc["label_names"] == ["background", "vessel"] and desc["image_channels"] == 1
+    assert desc["spatial_dims"] == 2 and len(desc["spacing_mm"]) == 2
+    assert desc["generator"]["generator_weights"] == "ema"
+    # a copy away from its run (nothing to re-read), with names only dataset.json holds
+    alone = tmp_path / "alone"
+    shutil.copytree(run / "synthetic", alone)
+    desc["label_names"] = ["background", "vessel-from-dataset-json"]
+    desc["spacing_mm"] = [0.5, 0.25]
+    (alone / "dataset.json").write_text(json.dumps(desc))
+    folder = export_dataset(alone, "nnunet", tmp_path / "nn", name="Dataset501_Alone", quiet=True)
+    assert json.loads((folder / "dataset.json").read_text())["labels"] == {
+        "background": 0,
+        "vessel-from-dataset-json": 1,
+    }
+    exported = json.loads((folder / "export.json").read_text())
+    assert exported["spacing_mm"] == [0.5, 0.25]
+    (alone / "dataset.json").write_text("{not json")
+    with pytest.raises(InputError, match="dataset.json"):
+        export_dataset(alone, "npz", tmp_path / "bad", quiet=True)

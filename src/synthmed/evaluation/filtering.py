@@ -58,6 +58,8 @@ def _rewrite(folder: Path, rows: list[dict], keep: np.ndarray, note: str, summar
             kept.append({**row, COLUMN: note})
         write_text(tmp / "manifest.csv", _manifest_text(kept, fields))
         write_json(tmp / "filtering.json", summary)
+        if (folder / "dataset.json").is_file():  # the folder's self-description stays
+            shutil.copy2(folder / "dataset.json", tmp / "dataset.json")
 
 
 def _flag(run_dir: Path, folder: Path, quantile: float) -> tuple[np.ndarray, float, int | None]:

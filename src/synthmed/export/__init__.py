@@ -23,6 +23,7 @@ from synthmed.export.core import (
     EXPORTERS,
     ExportInfo,
     ExportJob,
+    read_dataset_info,
     run_export_info,
     write_provenance,
 )
@@ -95,7 +96,9 @@ def export_dataset(
     synthetic_dir = Path(synthetic_dir)
     rows = read_manifest(synthetic_dir)
     images, labels = read_synthetic_arrays(synthetic_dir)
-    if info is None:
+    if info is None and run_dir is None:
+        info = read_dataset_info(synthetic_dir, spacing)
+    if info is None:  # a folder sampled before dataset.json existed
         run = Path(run_dir) if run_dir is not None else _find_run(synthetic_dir)
         info = run_export_info(run, images.shape[1], images.ndim - 2, int(labels.max()), spacing)
     job = ExportJob(images, labels, rows, info, fmt.lower(), name, bits)

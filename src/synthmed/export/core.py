@@ -186,6 +186,55 @@ def run_export_info(
     )
 
 
+DATASET_JSON = "dataset.json"
+
+
+def dataset_description(
+    info: ExportInfo,
+    image_channels: int,
+    spatial_dims: int,
+    class_names: list[str] | None = None,
+    generator: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``dataset.json`` of a sampled dataset folder: what its files cannot tell, so exporters
+    and readers never go back to the run's config or checkpoint."""
+    return {
+        "format": "synthmed-dataset-1",
+        "synthetic": True,
+        "image_channels": int(image_channels),
+        "spatial_dims": int(spatial_dims),
+        "channel_names": list(info.channel_names),
+        "label_names": list(info.label_names),
+        "class_names": None if class_names is None else list(class_names),
+        "spacing_mm": [float(v) for v in info.spacing],
+        "spacing_source": info.spacing_source,
+        "generator": generator or {},
+        "synthmed_version": __version__,
+    }
+
+
+def read_dataset_info(folder: Path, spacing=None) -> ExportInfo | None:
+    """The ExportInfo a folder's ``dataset.json`` describes (None when it has none; folders
+    sampled before it existed). An explicit ``spacing`` still wins."""
+    path = Path(folder) / DATASET_JSON
+    if not path.is_file():
+        return None
+    try:
+        desc = json.loads(path.read_text())
+        info = ExportInfo(
+            list(desc["label_names"]),
+            list(desc["channel_names"]),
+            tuple(float(v) for v in desc["spacing_mm"]),
+            str(desc["spacing_source"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"unreadable dataset description: {exc}", path) from None
+    if spacing:
+        value, source = resolve_spacing(spacing, None, len(info.spacing))
+        info = ExportInfo(info.label_names, info.channel_names, value, source)
+    return info
+
+
 def _checkpoint_classes(run_dir: Path) -> int:
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():

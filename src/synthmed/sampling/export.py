@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from synthmed import __version__
-from synthmed.atomic import atomic_dir, write_text
+from synthmed.atomic import atomic_dir, write_json, write_text
 from synthmed.checkpoints import (
     class_checkpoints,
     file_sha256,
@@ -259,7 +259,15 @@ def export_synthetic(
         checkpoint_label=str(gen.checkpoint.relative_to(run_dir)),
         conditions=conditions,
         extra_columns=extra,
+        info=run_dataset_info(run_dir, gen),
+        class_names=_class_names(run_dir),
     )
+
+
+def _class_names(run_dir: Path) -> list[str] | None:
+    from synthmed.config.loading import read_run_config
+
+    return read_run_config(run_dir).data.train.class_names
 
 
 def export_from_generator(
@@ -274,8 +282,12 @@ def export_from_generator(
     checkpoint_label: str | None = None,
     conditions: torch.Tensor | None = None,
     extra_columns: list[dict] | None = None,
+    info=None,
+    class_names: list[str] | None = None,
 ) -> Path:
-    """Write ``n`` samples of a loaded generator as a dataset folder with its manifest.
+    """Write ``n`` samples of a loaded generator as a dataset folder with its manifest and
+    ``dataset.json`` (channel/label names, spacing, classes: ``info``, an ExportInfo; default
+    names from the generator alone, 1 mm spacing).
 
     The folder is built under a temporary name and renamed when complete.
     """
@@ -310,7 +322,35 @@ def export_from_generator(
                 rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
             bar.advance(len(chunk))
         write_text(tmp / "manifest.csv", _manifest_text(rows))
+        _write_description(tmp, gen, label, info, class_names)
     return out_dir
+
+
+def _write_description(folder: Path, gen: LoadedGenerator, checkpoint: str, info, class_names):
+    from synthmed.export.core import DATASET_JSON, dataset_description, run_export_info
+
+    model = gen.model
+    dims = len(model.spatial_size)
+    if info is None:
+        info = run_export_info(None, gen.image_channels, dims, max(model.label_channels, 1))
+    generator = {
+        "model": gen.model_name,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": gen.checkpoint_sha256,
+        "generator_weights": gen.weights,
+        "config_hash": gen.config_hash,
+    }
+    desc = dataset_description(info, gen.image_channels, dims, class_names, generator)
+    write_json(folder / DATASET_JSON, desc)
+
+
+def run_dataset_info(run_dir: Path, gen: LoadedGenerator):
+    """Channel/label names from the run's config, spacing from its real data (sampling is
+    the last stage that reads them; exporters read the folder's ``dataset.json``)."""
+    from synthmed.export.core import run_export_info
+
+    dims = len(gen.model.spatial_size)
+    return run_export_info(run_dir, gen.image_channels, dims, max(gen.model.label_channels, 1))
 
 
 def _manifest_row(index, seed, files, label, gen: LoadedGenerator, checkpoint: str) -> dict:
@@ -363,4 +403,7 @@ def _export_per_class(
             rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
             bar.advance(1)
         write_text(tmp / "manifest.csv", _manifest_text(rows))
+        first = gens[keys[0]]
+        info = run_dataset_info(run_dir, first)
+        _write_description(tmp, first, "classes/class_*", info, _class_names(run_dir))
     return out_dir
