@@ -1,12 +1,14 @@
-"""Quality benchmark, task "demo": the `synthmed demo` pipeline on the built-in fundus
-phantoms, once per seed (generator, sampling and U-Net seeds; the phantoms stay the same).
+"""Quality benchmark: one task's pipeline once per seed (generator, sampling and U-Net
+seeds; the real data and their split stay the same), train -> sample -> evaluate.
 
     python benchmarks/quality/demo.py --variant before --seeds 0 1 2 3 4
-    python benchmarks/quality/demo.py --variant after --seeds 0 1 2 3 4 --set train.budget=2m
+    python benchmarks/quality/demo.py --task drive --variant budget20m --set train.budget=20m
 
-Each seed runs train -> sample -> evaluate exactly as `synthmed demo` does, with the extra
-``--set`` overrides. Results: benchmarks/quality/results/demo.json and demo.md (the row with
-the same --variant label is replaced).
+Tasks: ``demo`` (the `synthmed demo` run on built-in fundus phantoms) and ``drive`` (Kossen's
+WGAN-GP-SN on DRIVE patches, examples/drive_wgan_gp_sn_quick.yaml at --quick scale; needs
+../shared/data/drive). Extra ``--set`` overrides apply to every seed. Results:
+benchmarks/quality/results/<task>.json and <task>.md (the row with the same --variant label is
+replaced).
 """
 
 from __future__ import annotations
@@ -23,16 +25,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import aggregate, row_header, save_row, seed_metrics  # noqa: E402
 
 from synthmed import api  # noqa: E402
-from synthmed.config import resolve_config  # noqa: E402
+from synthmed.config import load_run_config, resolve_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_seed(seed: int, overrides: list[str], work: Path) -> dict:
+def task_config(task: str, overrides: list[str]):
+    """(config, base folder for relative data paths) of a benchmark task."""
+    if task == "demo":
+        return resolve_config({"name": "demo"}, preset="demo", overrides=overrides), None
+    if task == "drive":
+        example = ROOT / "examples" / "drive_wgan_gp_sn_quick.yaml"
+        return load_run_config(example, quick=True, overrides=overrides)
+    raise SystemExit(f"unknown task '{task}' (demo, drive)")
+
+
+def run_seed(task: str, seed: int, overrides: list[str], work: Path) -> dict:
     seeded = [f"train.seed={seed}", f"sample.seed={seed}", f"evaluate.utility.seeds=[{seed}]"]
-    config = resolve_config({"name": "demo"}, preset="demo", overrides=seeded + overrides)
+    config, base = task_config(task, seeded + overrides)
     run_dir = work / f"seed_{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
-    api.train(config, run_dir, quiet=True)
+    api.train(config, run_dir, base_dir=base, quiet=True)
     train_s = time.perf_counter() - t0
     api.sample(run_dir, quiet=True)
     metrics = api.evaluate(run_dir, quiet=True)
@@ -43,23 +57,29 @@ def run_seed(seed: int, overrides: list[str], work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="demo", choices=["demo", "drive"])
     parser.add_argument("--variant", required=True, help="row label, e.g. before / after")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--budget", default="demo preset (fixed steps)")
+    parser.add_argument("--budget", default=None, help="budget label (default: from --set)")
     parser.add_argument("--note", default="")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/synthmed-quality-demo"))
+    parser.add_argument("--work", type=Path, default=None, help="run folders (default /tmp)")
     args = parser.parse_args()
+    work = args.work or Path(f"/tmp/synthmed-quality-{args.task}")
     per_seed = []
     for seed in args.seeds:
-        per_seed.append(run_seed(seed, args.overrides, args.work / args.variant))
+        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant))
         print(per_seed[-1], flush=True)
     command = "python benchmarks/quality/demo.py " + shlex.join(sys.argv[1:])
-    row = row_header("demo", args.variant, command, args.budget, args.overrides)
+    budget = args.budget or next(
+        (o.split("=", 1)[1] for o in args.overrides if o.startswith("train.budget=")),
+        "fixed steps (task config)",
+    )
+    row = row_header(args.task, args.variant, command, budget, args.overrides)
     row.update(seeds=args.seeds, per_seed=per_seed, summary=aggregate(per_seed))
     if args.note:
         row["note"] = args.note
-    print(save_row("demo", row))
+    print(save_row(args.task, row))
 
 
 if __name__ == "__main__":
