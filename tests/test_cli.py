@@ -136,6 +136,17 @@ def test_dry_run_prints_resolved_config(monkeypatch, capsys):
     assert cfg["train"]["steps"] == 9 and cfg["model"]["name"] == "wgan_gp_sn"
 
 
+def test_budget_option_and_bad_budget(monkeypatch, capsys):
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "train", "--preset", "demo", "--budget", "20m", "--dry-run"
+    )
+    assert code == 0 and yaml.safe_load(out)["train"]["budget"] == "20m"
+    code, _, err = run_cli(
+        monkeypatch, capsys, "train", "--preset", "demo", "--budget", "soon", "--dry-run"
+    )
+    assert_one_line_error(code, err, "train.budget", "soon")
+
+
 def test_demo_tiny_end_to_end(monkeypatch, capsys, tmp_path):
     out_dir = tmp_path / "demo"
     code, out, err = run_cli(

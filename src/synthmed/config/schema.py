@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -235,11 +235,12 @@ class TrainConfig(Strict):
     diffaugment: DiffAugmentConfig = DiffAugmentConfig()
     select: SelectConfig = SelectConfig()
 
-    @model_validator(mode="after")
-    def _check_budget(self) -> TrainConfig:
-        if self.budget is not None:
-            parse_budget(self.budget)
-        return self
+    @field_validator("budget")
+    @classmethod
+    def _check_budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_budget(value)
+        return value
 
 
 class SampleConfig(Strict):
