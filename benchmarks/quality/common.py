@@ -148,6 +148,30 @@ COLUMNS = [
 ]
 
 
+def _paired_lines(rows: list[dict], key: str = "synthetic_only") -> list[str]:
+    """Synthetic-only score minus the "before" row's, paired on seed, per later variant."""
+    before = next((r for r in rows if r["variant"] == "before"), None)
+    if before is None:
+        return []
+    base = {p["seed"]: p[key] for p in before["per_seed"]}
+    out = ["", f"Paired on seed against `before` ({key}, mean [95% bootstrap CI]):", ""]
+    for row in rows:
+        diffs = [p[key] - base[p["seed"]] for p in row["per_seed"] if p["seed"] in base]
+        if row is before or not diffs:
+            continue
+        low, high = bootstrap_ci(diffs)
+        out.append(f"- {row['variant']}: {sum(diffs) / len(diffs):+.3f} [{low:+.3f}, {high:+.3f}]")
+    return out
+
+
+def render(task: str) -> Path:
+    """Rewrite ``results/<task>.md`` from its JSON."""
+    payload = json.loads((RESULTS / f"{task}.json").read_text())
+    md = RESULTS / f"{task}.md"
+    md.write_text(markdown(payload))
+    return md
+
+
 def markdown(payload: dict) -> str:
     """One table per task: a line per variant, mean [95% bootstrap CI over seeds]."""
     lines = [
@@ -177,6 +201,7 @@ def markdown(payload: dict) -> str:
             f"| {row['variant']} | {row['code_commit']} | {row['date']} | {row['machine']} | "
             f"{row['budget']} | `{row['command']}` |"
         )
+    lines += _paired_lines(payload["rows"])
     notes = [f"- {row['variant']}: {row['note']}" for row in payload["rows"] if row.get("note")]
     if notes:
         lines += ["", *notes]
