@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -145,6 +146,12 @@ def selection_plot(curve_path: Path) -> bytes | None:
             ax.scatter([steps[i]], [ys[i]], s=120, facecolors="none", edgecolors="green")
         ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)
+    summary = curve_path.with_name("selection.json")
+    if summary.is_file():  # the rate a held-out real image has, by construction
+        level = float(json.loads(summary.read_text())["quantile"])
+        ax_copy.axhline(level, ls="--", c="grey", label=f"held-out level {level:g}")
+        ax_copy.legend(fontsize=8)
+    ax_copy.set_ylim(bottom=0)
     ax_kid.set_ylabel("KID to real validation")
     ax_copy.set_ylabel("near-copy rate")
     fig.tight_layout()
