@@ -215,20 +215,11 @@ def export_synthetic(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "synthetic"
     per_class = class_checkpoints(run_dir)
     if per_class:
-        return _export_per_class(
-            run_dir,
-            per_class,
-            out_dir,
-            n,
-            seed,
-            formats,
-            threshold,
-            batch_size,
-            device,
-            quiet,
-            weights,
-            checkpoint,
-        )
+        gens = {
+            k: load_generator(sampling_checkpoint(path.parents[1], checkpoint), device, weights)
+            for k, path in per_class.items()
+        }
+        return _export_per_class(run_dir, gens, out_dir, n, seed, formats, threshold, quiet)
     gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
     conditions, extra = None, None
     if gen.model.needs_condition:
@@ -369,32 +360,24 @@ def _manifest_row(index, seed, files, label, gen: LoadedGenerator, checkpoint: s
 
 
 def _export_per_class(
-    run_dir,
-    per_class,
-    out_dir,
-    n,
-    seed,
+    run_dir: Path,
+    gens: dict[int, LoadedGenerator],
+    out_dir: Path,
+    n: int,
+    seed: int,
     formats,
-    threshold,
-    batch_size,
-    device,
-    quiet,
-    weights,
-    checkpoint,
+    threshold: float,
+    quiet: bool,
 ) -> Path:
     """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
     generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
-    gens = {
-        k: load_generator(sampling_checkpoint(path.parents[1], checkpoint), device, weights)
-        for k, path in per_class.items()
-    }
     keys = sorted(gens)
     seeds = list(range(seed, seed + n))
     rows = []
     with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
         for index, s in enumerate(seeds):
             k = keys[s % len(keys)]
-            img, lab = generate_pairs(gens[k], [s], threshold, batch_size)
+            img, lab = generate_pairs(gens[k], [s], threshold)
             name = f"sample_{index:06d}_seed{s:08d}"
             has_labels = getattr(gens[k].model, "label_channels", 1) > 0
             files = _write_sample(tmp, name, img[0], lab[0] if has_labels else None, formats)
