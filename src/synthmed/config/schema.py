@@ -156,7 +156,9 @@ class DiffAugmentConfig(Strict):
     channels together, colour touches the image channels only. ``p``: per-sample probability
     of each op (1 = DiffAugment); with ``adaptive`` an ADA controller starts at 0 and moves the
     probability within [0, p], up while the mean sign of the critic's scores on real batches
-    exceeds ``target`` (the critic is overfitting), down otherwise.
+    exceeds ``target`` (the critic is overfitting), down otherwise. That signal assumes logits
+    with a decision boundary at 0 (dcgan, acgan, pix2pix, spade); a WGAN critic's scores have
+    none, and with ``wgan_gp`` the controller drives p to its ceiling.
     """
 
     policy: list[Literal["translation", "cutout", "color"]] = []
