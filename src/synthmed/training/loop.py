@@ -200,6 +200,12 @@ def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | Non
     if not da.policy:
         return None
     adaptive = None
+    if da.adaptive and tcfg.method == "wgan_gp":
+        log.warning(
+            "train.diffaugment.adaptive with wgan_gp: a Wasserstein critic's sign is not a "
+            "real/fake decision, so the ADA controller will drive p to %g",
+            da.p,
+        )
     if da.adaptive:  # ADA starts without augmentation and may raise p up to train.diffaugment.p
         adaptive = AdaptiveAugmentProbability(target=da.target, initial=0.0, max_p=da.p)
     return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive)
