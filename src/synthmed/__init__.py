@@ -1,6 +1,11 @@
 """synthmed: labelled synthetic medical-image datasets, with proof of what they are worth."""
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Before torch loads MKL: dynamic threading makes two runs of one command differ whenever
+# another process competes for the cores (see synthmed.determinism).
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
 try:
     __version__ = version("synthmed")

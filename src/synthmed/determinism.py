@@ -6,6 +6,12 @@ busy ("MKL dynamic"), which changes the order of its float reductions. Two runs 
 command then drift apart from the first steps whenever another process competes for the cores
 (measured: 1 of 3 runs beside a matmul load differed at step 5; 0 of 6 with dynamic threads
 off). Turning MKL's dynamic threading off makes the thread count, and so the results, fixed.
+Only the environment variable set before the process starts is known to work: measured on
+two subprocesses of the same tiny training, ``MKL_DYNAMIC=FALSE`` in the shell gave identical
+weights in 6 of 6 pairs; setting it from Python at ``import synthmed`` plus the
+``MKL_Set_Dynamic`` call below gave different weights in 3 of 7 pairs, so MKL has read its
+settings before Python code runs. Both are kept (harmless, and they cover child processes),
+but bit-identical runs need ``MKL_DYNAMIC=FALSE`` exported in the shell (README, Determinism).
 """
 
 from __future__ import annotations
