@@ -21,6 +21,7 @@ branches on it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
@@ -29,7 +30,7 @@ from torch import nn
 MODEL_KINDS = ("pair", "class_pair", "translator", "mask")
 
 
-class GenerativeModel(nn.Module):
+class GenerativeModel(nn.Module, ABC):
     """A generator (plus an optional critic) and what the trainer and sampler need to drive it.
 
     Attributes:
@@ -92,6 +93,7 @@ class GenerativeModel(nn.Module):
         """Split pairs into ``(image, label)`` along the channel axis."""
         return pairs[:, : self.image_channels], pairs[:, self.image_channels :]
 
+    @abstractmethod
     def synthesize(
         self,
         z: torch.Tensor | None = None,
@@ -105,12 +107,32 @@ class GenerativeModel(nn.Module):
             classes: (N,) long, when ``needs_classes``.
             condition: (N, K, *S) one-hot label maps in {0, 1}, when ``needs_condition``.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement synthesize")
+        # abstract: every family says how it synthesises (a family without it cannot be built)
 
     def training_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """The part of stored training rows (image+label pairs) that the model learns to
         generate: all of it, except for label-only models."""
         return rows[:, self.image_channels :] if self.label_only else rows
+
+
+@torch.no_grad()
+def synthesize_with(
+    model: GenerativeModel, generator: nn.Module | None, *inputs: torch.Tensor | None
+) -> torch.Tensor:
+    """Pairs on CPU from fixed inputs ``(z, classes, condition)``, driven by ``generator``
+    (e.g. the EMA copy; None = the model's own) in eval mode; the model is left as it was."""
+    trained = model.generator
+    gen = trained if generator is None else generator
+    was_training = gen.training
+    model.generator = gen
+    gen.eval()
+    try:
+        device = next(gen.parameters()).device
+        moved = [None if t is None else t.to(device) for t in inputs]
+        return synthesize_pairs(model, *moved).float().cpu()
+    finally:
+        gen.train(was_training)
+        model.generator = trained
 
 
 def synthesize_pairs(

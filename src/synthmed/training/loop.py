@@ -7,7 +7,6 @@ and every RNG state, so on CPU the next step is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import time
@@ -26,7 +25,7 @@ from synthmed.data.pairs import decode_pairs, onehot_condition, split_pairs
 from synthmed.determinism import seed_everything
 from synthmed.devices import autocast_factory, resolve_device
 from synthmed.errors import InputError
-from synthmed.models.base import synthesize_pairs
+from synthmed.models.base import synthesize_with
 from synthmed.models.build import build_model, model_kwargs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
@@ -164,29 +163,9 @@ class _GridInputs:
         return cls(z, classes, condition)
 
 
-@contextlib.contextmanager
-def _generator_swapped(model: torch.nn.Module, generator: torch.nn.Module | None):
-    """Drive ``model`` with another generator module (the EMA copy) for a while."""
-    if generator is None:
-        yield model
-        return
-    trained = model.generator
-    model.generator = generator
-    try:
-        yield model
-    finally:
-        model.generator = trained
-
-
 def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Path, tb, step, ema):
-    with _generator_swapped(ctx.model, None if ema is None else ema.module) as model:
-        gen = model.generator
-        was_training = gen.training
-        gen.eval()
-        moved = [None if t is None else t.to(ctx.device) for t in vars(inputs).values()]
-        with torch.no_grad():
-            pairs = synthesize_pairs(model, *moved).float().cpu()
-        gen.train(was_training)
+    generator = None if ema is None else ema.module
+    pairs = synthesize_with(ctx.model, generator, *vars(inputs).values())
     images, labels = decode_pairs(pairs, data.image_channels)
     rgb = pair_grid(images.numpy(), labels.numpy(), ncol=8)
     save_png(path, rgb, min_size=512)

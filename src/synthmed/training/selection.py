@@ -29,7 +29,7 @@ from scipy.stats import binom
 from synthmed.atomic import write_json
 from synthmed.config.schema import RunConfig
 from synthmed.data.pairs import decode_pairs
-from synthmed.models.base import synthesize_pairs
+from synthmed.models.base import synthesize_with
 
 log = logging.getLogger(__name__)
 
@@ -114,21 +114,10 @@ class CheckpointSelector:
     def due(self, step: int, done: bool) -> bool:
         return done or step % self.scfg.every == 0
 
-    @torch.no_grad()
     def consider(self, model, generator: torch.nn.Module, image_channels: int, step: int, save):
         """Score ``generator`` (driving ``model``), log the row, and call ``save(path)`` to
         write the checkpoint when it is the new best eligible one."""
-        trained = model.generator
-        model.generator = generator
-        was_training = generator.training
-        generator.eval()
-        try:
-            device = next(generator.parameters()).device
-            moved = [None if t is None else t.to(device) for t in vars(self.inputs).values()]
-            pairs = synthesize_pairs(model, *moved).float().cpu()
-        finally:
-            generator.train(was_training)
-            model.generator = trained
+        pairs = synthesize_with(model, generator, *vars(self.inputs).values())
         images, _ = decode_pairs(pairs, image_channels)
         row = {"step": step, **score_images(images.numpy(), self.ref, self.scfg.quantile)}
         row["eligible"] = row["near_copy_p"] >= self.scfg.alpha
