@@ -24,6 +24,12 @@ PAPER_PRESETS = [
     "platscher2021-mask-gan",
     "guibas2017-dual-gan",
 ]
+DIFFUSION_PRESETS = [
+    "diffusion-pairs",
+    "diffusion-class",
+    "diffusion-mask-to-image",
+    "diffusion-dual",
+]
 
 
 def smoke_overrides(preset: str) -> list[str]:
@@ -56,6 +62,11 @@ def smoke_overrides(preset: str) -> list[str]:
             "mask_stage.train.batch_size=2",
             "mask_stage.train.device=cpu",
         ]
+    tiny_unet = ["options.channels=[4,8,8]", "options.sample_steps=2"]
+    if cfg.model.name.startswith("diffusion"):
+        out += [f"model.{o}" for o in tiny_unet]
+    if cfg.mask_stage is not None and cfg.mask_stage.model.name.startswith("diffusion"):
+        out += [f"mask_stage.model.{o}" for o in tiny_unet]
     return out
 
 
@@ -63,7 +74,7 @@ def test_every_paper_has_a_preset():
     assert set(PAPER_PRESETS) <= set(list_presets())
 
 
-@pytest.mark.parametrize("preset", PAPER_PRESETS)
+@pytest.mark.parametrize("preset", PAPER_PRESETS + DIFFUSION_PRESETS)
 def test_preset_trains_and_samples(preset: str, tmp_path: Path):
     cfg = resolve_config(
         {"name": preset}, preset=preset, quick=True, overrides=smoke_overrides(preset)
@@ -77,7 +88,7 @@ def test_preset_trains_and_samples(preset: str, tmp_path: Path):
     with (out / "manifest.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4
-    if cfg.train.per_class or cfg.model.name == "acgan":
+    if cfg.train.per_class or cfg.model.name in ("acgan", "diffusion_class"):
         assert {r["class"] for r in rows} == {"0", "1", "2"} or len({r["class"] for r in rows}) > 1
     if cfg.mask_stage is not None:
         assert all(r["label_source"] == "mask_gan" for r in rows)

@@ -229,8 +229,13 @@ def sample(
     lesion_centres: list[list[float]] | None = None,
     exclude_near_copies: bool = False,
     quantile: float | None = None,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
 ) -> Path:
     """Export a labelled synthetic dataset from a trained run (defaults from ``sample:``).
+
+    ``steps`` / ``guidance_scale``: diffusion sampler step count and classifier-free guidance
+    scale (default ``sample.steps`` / ``sample.guidance_scale``, else the model's own).
 
     ``exclude_near_copies`` drops samples closer to a training image than the ``quantile``
     (default ``evaluate.near_copy_quantile``) of held-out real images; recorded in the manifest
@@ -264,6 +269,8 @@ def sample(
         lesion_centres=lesion_centres or cfg.lesion_centres,
         weights=cfg.weights,
         checkpoint=cfg.checkpoint,
+        steps=steps if steps is not None else cfg.steps,
+        guidance_scale=guidance_scale if guidance_scale is not None else cfg.guidance_scale,
     )
     if exclude_near_copies:
         from synthmed.evaluation.filtering import filter_near_copies

@@ -111,6 +111,10 @@ def sample(
     quantile: float = typer.Option(
         None, help="Near-copy threshold: this quantile of held-out distances (default 0.01)."
     ),
+    steps: int = typer.Option(None, help="Diffusion models: sampler steps (default: the model's)."),
+    guidance_scale: float = typer.Option(
+        None, help="Class-conditional diffusion: classifier-free guidance scale (1 = none)."
+    ),
     device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
@@ -132,6 +136,8 @@ def sample(
         lesion_centres=[_parse_centre(c) for c in lesion_centre] or None,
         exclude_near_copies=exclude_near_copies,
         quantile=quantile,
+        steps=steps,
+        guidance_scale=guidance_scale,
     )
     typer.echo(f"synthetic dataset: {folder} (manifest: {folder / 'manifest.csv'})")
     if exclude_near_copies:

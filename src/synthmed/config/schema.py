@@ -257,6 +257,8 @@ class SampleConfig(Strict):
     batch_size: int = Field(64, ge=1)
     weights: Literal["ema", "raw"] = "ema"  # generator weights to sample with (ema if stored)
     checkpoint: Literal["best", "last"] = "best"  # best: train.select's pick, when it made one
+    steps: int | None = Field(None, ge=1)  # diffusion: sampler steps (default: the model's)
+    guidance_scale: float | None = Field(None, ge=0)  # class diffusion: classifier-free guidance
     label_source: Literal["auto", "cascade", "train", "cases"] = "auto"  # translators only
     edit_lesions: bool = False  # translators: random lesion edit per sample (Shin 2018)
     lesion_value: int | None = None  # label value of the lesion (default: the highest)

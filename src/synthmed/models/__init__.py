@@ -8,7 +8,17 @@ Example:
 from __future__ import annotations
 
 # Imported explicitly (not discovered) so that every registration runs on package import.
-from synthmed.models import acgan, dcgan, mask_gan, pix2pix, segmentation, spade, translator, wgan
+from synthmed.models import (
+    acgan,
+    dcgan,
+    diffusion,
+    mask_gan,
+    pix2pix,
+    segmentation,
+    spade,
+    translator,
+    wgan,
+)
 from synthmed.models.acgan import ACGANModel, build_acgan
 from synthmed.models.base import MODEL_KINDS, GenerativeModel
 from synthmed.models.dcgan import DCGANDiscriminator, MinibatchDiscrimination, build_dcgan
@@ -43,6 +53,7 @@ __all__ = [
     "build_spade",
     "build_unet",
     "dcgan",
+    "diffusion",
     "decode_mask",
     "mask_gan",
     "pix2pix",

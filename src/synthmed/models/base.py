@@ -109,6 +109,20 @@ class GenerativeModel(nn.Module, ABC):
         """
         # abstract: every family says how it synthesises (a family without it cannot be built)
 
+    def configure_sampling(
+        self, steps: int | None = None, guidance_scale: float | None = None
+    ) -> None:
+        """Sampler settings of iterative families (diffusion: step count, guidance scale); a
+        one-pass generator has none, so asking for them is an error, not a silent no-op."""
+        if steps is not None or guidance_scale is not None:
+            raise ValueError(
+                f"sampling steps / guidance scale apply to diffusion models, not '{self.kind}'"
+            )
+
+    def sampler_description(self) -> str:
+        """How a sample is drawn, for the manifest (one generator pass for GANs)."""
+        return "one generator pass"
+
     def training_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """The part of stored training rows (image+label pairs) that the model learns to
         generate: all of it, except for label-only models."""

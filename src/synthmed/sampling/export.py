@@ -49,6 +49,7 @@ MANIFEST_FIELDS = [
     "checkpoint",
     "checkpoint_sha256",
     "generator_weights",
+    "sampler",
     "config_hash",
     "synthmed_version",
 ]
@@ -97,6 +98,18 @@ def load_generator(
         config=state["config"],
         weights=used,
     )
+
+
+def configure_sampler(
+    gen: LoadedGenerator, steps: int | None, guidance_scale: float | None
+) -> None:
+    """Apply ``sample.steps`` / ``sample.guidance_scale`` to the loaded model (InputError
+    naming the setting when the model has no such sampler setting or the value is out of
+    range)."""
+    try:
+        gen.model.configure_sampling(steps=steps, guidance_scale=guidance_scale)
+    except ValueError as exc:
+        raise InputError(f"sample.steps / sample.guidance_scale: {exc}", gen.checkpoint) from None
 
 
 def latents_for_seeds(seeds: list[int], latent_dim: int) -> torch.Tensor:
@@ -197,11 +210,14 @@ def export_synthetic(
     lesion_centres: list[list[float]] | None = None,
     weights: str = "ema",
     checkpoint: str = "best",
+    steps: int | None = None,
+    guidance_scale: float | None = None,
 ) -> Path:
     """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's selected
     checkpoint (``checkpoint``: ``best`` = ``checkpoints/best.pt`` of the memorization-aware
     selection when there is one, else the last; ``weights``: its EMA generator when stored,
-    or ``raw``).
+    or ``raw``). ``steps`` / ``guidance_scale``: the sampler's step count and class guidance
+    scale of diffusion models (default: the model's own; an error for one-pass GANs).
 
     Translators (pix2pix, SPADE) are driven by label maps from ``label_source`` (see
     :mod:`synthmed.sampling.conditions`); ``edit_lesions`` applies a random lesion edit to each
@@ -219,8 +235,11 @@ def export_synthetic(
             k: load_generator(sampling_checkpoint(path.parents[1], checkpoint), device, weights)
             for k, path in per_class.items()
         }
+        for g in gens.values():
+            configure_sampler(g, steps, guidance_scale)
         return _export_per_class(run_dir, gens, out_dir, n, seed, formats, threshold, quiet)
     gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
+    configure_sampler(gen, steps, guidance_scale)
     conditions, extra = None, None
     if gen.model.needs_condition:
         from synthmed.sampling.conditions import translator_conditions
@@ -329,6 +348,7 @@ def _write_description(folder: Path, gen: LoadedGenerator, checkpoint: str, info
         "checkpoint": checkpoint,
         "checkpoint_sha256": gen.checkpoint_sha256,
         "generator_weights": gen.weights,
+        "sampler": model.sampler_description(),
         "config_hash": gen.config_hash,
     }
     desc = dataset_description(info, gen.image_channels, dims, class_names, generator)
@@ -354,6 +374,7 @@ def _manifest_row(index, seed, files, label, gen: LoadedGenerator, checkpoint: s
         "checkpoint": checkpoint,
         "checkpoint_sha256": gen.checkpoint_sha256,
         "generator_weights": gen.weights,
+        "sampler": gen.model.sampler_description(),
         "config_hash": gen.config_hash,
         "synthmed_version": __version__,
     }
