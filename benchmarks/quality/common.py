@@ -193,13 +193,13 @@ def markdown(payload: dict) -> str:
         lines.append(f"| {row['variant']} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| variant | code | date | machine | budget | command |",
-        "|---|---|---|---|---|---|",
+        "| variant | preset | code | date | machine | budget | command |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in payload["rows"]:
         lines.append(
-            f"| {row['variant']} | {row['code_commit']} | {row['date']} | {row['machine']} | "
-            f"{row['budget']} | `{row['command']}` |"
+            f"| {row['variant']} | {row.get('preset', '-')} | {row['code_commit']} | "
+            f"{row['date']} | {row['machine']} | {row['budget']} | `{row['command']}` |"
         )
     lines += _paired_lines(payload["rows"])
     notes = [f"- {row['variant']}: {row['note']}" for row in payload["rows"] if row.get("note")]

@@ -2,6 +2,7 @@
 seeds; the real data and their split stay the same), train -> sample -> evaluate.
 
     python benchmarks/quality/demo.py --variant before --seeds 0 1 2 3 4
+    python benchmarks/quality/demo.py --preset demo-gan --variant "EMA, 1800 steps"
     python benchmarks/quality/demo.py --task drive --variant budget20m --set train.budget=20m
 
 Tasks: ``demo`` (the `synthmed demo` run on built-in fundus phantoms) and ``drive`` (Kossen's
@@ -30,19 +31,20 @@ from synthmed.config import load_run_config, resolve_config  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def task_config(task: str, overrides: list[str]):
-    """(config, base folder for relative data paths) of a benchmark task."""
+def task_config(task: str, overrides: list[str], preset: str = "demo"):
+    """(config, base folder for relative data paths) of a benchmark task (``preset``: the
+    demo task's preset; ``demo-gan`` is the GAN demo, which was ``demo`` before 2026-12-01)."""
     if task == "demo":
-        return resolve_config({"name": "demo"}, preset="demo", overrides=overrides), None
+        return resolve_config({"name": "demo"}, preset=preset, overrides=overrides), None
     if task == "drive":
         example = ROOT / "examples" / "drive_wgan_gp_sn_quick.yaml"
         return load_run_config(example, quick=True, overrides=overrides)
     raise SystemExit(f"unknown task '{task}' (demo, drive)")
 
 
-def run_seed(task: str, seed: int, overrides: list[str], work: Path) -> dict:
+def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str) -> dict:
     seeded = [f"train.seed={seed}", f"sample.seed={seed}", f"evaluate.utility.seeds=[{seed}]"]
-    config, base = task_config(task, seeded + overrides)
+    config, base = task_config(task, seeded + overrides, preset)
     run_dir = work / f"seed_{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
@@ -58,6 +60,7 @@ def run_seed(task: str, seed: int, overrides: list[str], work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="demo", choices=["demo", "drive"])
+    parser.add_argument("--preset", default="demo", help="demo task: demo | demo-gan | ...")
     parser.add_argument("--variant", required=True, help="row label, e.g. before / after")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -68,7 +71,7 @@ def main() -> None:
     work = args.work or Path(f"/tmp/synthmed-quality-{args.task}")
     per_seed = []
     for seed in args.seeds:
-        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant))
+        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, args.preset))
         print(per_seed[-1], flush=True)
     command = "python benchmarks/quality/demo.py " + shlex.join(sys.argv[1:])
     budget = args.budget or next(
@@ -76,6 +79,7 @@ def main() -> None:
         "fixed steps (task config)",
     )
     row = row_header(args.task, args.variant, command, budget, args.overrides)
+    row["preset"] = args.preset if args.task == "demo" else "task config"
     row.update(seeds=args.seeds, per_seed=per_seed, summary=aggregate(per_seed))
     if args.note:
         row["note"] = args.note

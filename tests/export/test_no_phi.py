@@ -89,7 +89,7 @@ def test_no_source_header_value_reaches_any_export(tmp_path: Path):
     }
     overrides = TINY + ["data.preprocess.channels=keep", "train.steps=2", "sample.n=2"]
     user = {"name": "phi", "data": {"train": source}}
-    cfg = resolve_config(user, preset="demo", overrides=overrides)
+    cfg = resolve_config(user, preset="demo-gan", overrides=overrides)
     run = tmp_path / "run"
     api.train(cfg, run, quiet=True)
     synthetic = api.sample(run, device="cpu", quiet=True)

@@ -24,7 +24,7 @@ TINY = [
 
 
 def _train(out: Path) -> dict:
-    args = ["train", "--preset", "demo", "--out", str(out), "-q", "--device", "cpu"]
+    args = ["train", "--preset", "demo-gan", "--out", str(out), "-q", "--device", "cpu"]
     for override in TINY:
         args += ["--set", override]
     code = (

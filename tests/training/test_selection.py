@@ -59,7 +59,7 @@ def test_selects_the_better_checkpoint_and_refuses_the_copying_one(tmp_path: Pat
     threshold = calibrate_copy_threshold(train_feats, ext.embed(val).numpy(), 0.05)
     ref = Reference(ext, ext.embed(val), train_feats, threshold)
     overrides = ["train.select.every=1", "train.select.n=64", "train.select.quantile=0.05"]
-    cfg = resolve_config({"name": "t"}, preset="demo", overrides=overrides)
+    cfg = resolve_config({"name": "t"}, preset="demo-gan", overrides=overrides)
     selector = CheckpointSelector(cfg, ref, Inputs(torch.zeros(64, 4)), tmp_path)
     dims = {"image_channels": 1, "label_channels": 1, "spatial_size": (8, 8), "spatial_dims": 2}
     model = GANModel(FixedGenerator(train[:1]), None, latent_dim=4, **dims)

@@ -29,7 +29,7 @@ TINY = [
 def tiny_config(steps: int, **extra: str):
     overrides = TINY + [f"train.steps={steps}", "train.checkpoint_every=2"]
     overrides += [f"{k}={v}" for k, v in extra.items()]
-    return resolve_config({"name": "t"}, preset="demo", overrides=overrides)
+    return resolve_config({"name": "t"}, preset="demo-gan", overrides=overrides)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

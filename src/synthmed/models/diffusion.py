@@ -66,7 +66,8 @@ class Denoiser(nn.Module):
             attention_levels=tuple(attention_levels),
             num_res_blocks=num_res_blocks,
             norm_num_groups=norm_num_groups,
-            num_head_channels=channels[-1],  # one attention head where attention is on
+            # heads of up to 32 channels (one head on narrow levels)
+            num_head_channels=[math.gcd(c, 32) for c in channels],
             num_class_embeds=num_class_embeds,
         )
 
