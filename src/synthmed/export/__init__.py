@@ -93,7 +93,7 @@ def check_export_request(
     target = export_target(fmt, out_dir, name)
     if bits not in (8, 16):
         raise InputError(f"--bits must be 8 or 16, got {bits}")
-    protected = {"the synthetic dataset being exported": synthetic_dir, "the run folder": run_dir}
+    protected = {"the run folder": run_dir, "the synthetic dataset being exported": synthetic_dir}
     return check_output_dir(target, protected=protected)
 
 
