@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -164,3 +165,28 @@ def test_demo_tiny_end_to_end(monkeypatch, capsys, tmp_path):
     for vals in arms.values():
         assert 0.0 <= vals["dice_mean"] <= 1.0
     assert (out_dir / "synthetic" / "manifest.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["train", "--preset", "demo", "--no-such-option"], ["synthmed train", "--no-such-option"]),
+        (["sample"], ["synthmed sample", "Missing argument"]),
+        (["sample", "runs/x", "--n", "many"], ["--n", "integer"]),
+        (["no-such-command"], ["No such command", "no-such-command"]),
+        (["models", "generate"], ["synthmed models generate", "Missing argument"]),
+        (["train", "--preset", "demo", "--set"], ["--set", "requires an argument"]),
+    ],
+)
+def test_usage_errors_are_one_line_without_click(monkeypatch, capsys, args, needles):
+    """typer 0.29 vendors click and no longer installs it: the error path must not need it."""
+    monkeypatch.setitem(sys.modules, "click", None)  # `import click` now raises ImportError
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert_one_line_error(code, err, *needles)
+    assert out == ""
+
+
+def test_main_takes_argv(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", "--n", "x"])
+    assert exc.value.code == 2 and capsys.readouterr().err.startswith("error: ")

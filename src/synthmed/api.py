@@ -32,9 +32,15 @@ from synthmed.errors import InputError
 log = logging.getLogger(__name__)
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    from synthmed.checkpoints import find_last_checkpoint
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a run folder that cannot be written, or whose state contradicts ``resume``;
+    creates nothing (a refused run leaves the disk as it was)."""
+    from synthmed.checkpoints import find_last_checkpoint, load_checkpoint
+    from synthmed.outputs import check_writable
 
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("--out is a file, not a folder", run_dir)
+    check_writable(run_dir, "--out")
     last = find_last_checkpoint(run_dir) or run_dir / "checkpoints" / "last.pt"
     if resume and not last.is_file():
         raise InputError("--resume given but the run has no checkpoints/last.pt", run_dir)
@@ -43,7 +49,48 @@ def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
             "this run folder already holds a trained model; use --resume or choose another --out",
             run_dir,
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        load_checkpoint(last)  # a corrupt or foreign file is refused before anything is written
+
+
+def _check_training_request(config: RunConfig, data) -> None:
+    """Settings the data contradict, refused before training starts (and before the run
+    folder is written): a batch larger than the rows it is drawn from, a missing device."""
+    _check_device(config.train.device, "train.device")
+    if config.train.per_class:  # small classes: batch = class size (_class_config)
+        if data.classes is None:
+            raise InputError("train.per_class needs an image-level class for every training image")
+        counts = data.classes.bincount(minlength=data.num_image_classes).tolist()
+        for k, rows in enumerate(counts):
+            if rows == 0:
+                raise InputError(f"train.per_class: image class {k} has no training images")
+    elif config.train.batch_size > len(data.pairs):
+        raise InputError(
+            f"train.batch_size {config.train.batch_size} is larger than the training set "
+            f"({len(data.pairs)} rows: patches or images); lower train.batch_size or add data"
+        )
+    stage = config.mask_stage
+    if stage is not None:
+        _check_device(stage.train.device, "mask_stage.train.device")
+        rows = len(data.pairs)
+        if stage.foreground_only:
+            from synthmed.data.arrays import with_foreground_only
+
+            rows = len(with_foreground_only(data).pairs)
+        if stage.train.batch_size > rows:
+            raise InputError(
+                f"mask_stage.train.batch_size {stage.train.batch_size} is larger than the "
+                f"mask stage's training set ({rows} rows); lower it or add data"
+            )
+
+
+def _check_device(name: str, key: str) -> None:
+    from synthmed.devices import resolve_device
+
+    try:
+        resolve_device(name)
+    except InputError as exc:
+        raise InputError(f"{key}: {exc.problem}") from None
 
 
 def _write_data_artifacts(run_dir: Path, data) -> None:
@@ -90,7 +137,7 @@ def train(
     from synthmed.training.loop import train_gan
 
     run_dir = Path(run_dir)
-    _prepare_run_dir(run_dir, resume)
+    _check_run_dir(run_dir, resume)
     config = absolutize_paths(config, Path(base_dir) if base_dir else None)
     if resume:
         saved = load_run_config(run_dir)
@@ -98,8 +145,10 @@ def train(
             raise InputError(
                 "--resume with a config whose data/model differ from the run's", run_dir
             )
-    write_text(run_dir / "config.yaml", dump_yaml(config))
     data = prepare_gan_data(config.data)
+    _check_training_request(config, data)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves nothing behind
+    write_text(run_dir / "config.yaml", dump_yaml(config))
     _write_data_artifacts(run_dir, data)
     log.info("training on %d pairs of shape %s", len(data.pairs), tuple(data.pairs.shape[1:]))
     if config.mask_stage is not None:
@@ -127,8 +176,27 @@ def _train_per_class(config: RunConfig, data, run_dir: Path, resume: bool, quiet
         class_dir = class_run_dir(run_dir, k)
         class_dir.mkdir(parents=True, exist_ok=True)
         resume_k = resume and (class_dir / "checkpoints" / "last.pt").is_file()
-        result = train_gan(config, subset, class_dir, resume=resume_k, quiet=quiet)
+        config_k = _class_config(config, k, len(subset.pairs))
+        result = train_gan(config_k, subset, class_dir, resume=resume_k, quiet=quiet)
     return result
+
+
+def _class_config(config: RunConfig, k: int, rows: int) -> RunConfig:
+    """The repair a per-class user expects: one batch size is set for every class, and a class
+    with fewer training rows than that trains with batches of all its rows (logged), instead
+    of batches that repeat its images."""
+    if config.train.batch_size <= rows:
+        return config
+    log.warning(
+        "train.per_class: class %d has %d training rows, fewer than train.batch_size %d; "
+        "its generator trains with batches of %d",
+        k,
+        rows,
+        config.train.batch_size,
+        rows,
+    )
+    train = config.train.model_copy(update={"batch_size": rows})
+    return config.model_copy(update={"train": train})
 
 
 def _train_mask_stage(
@@ -252,13 +320,16 @@ def sample(
     cfg = load_run_config(run_dir).sample
     formats = list(formats or cfg.formats)
     base = [f for f in formats if f in ("png", "nifti")] or ["png"]
+    n = n if n is not None else cfg.n
+    threshold = threshold if threshold is not None else cfg.label_threshold
+    out = _check_sample_outputs(Path(run_dir), out, n, threshold, cfg.batch_size, formats)
     folder = export_synthetic(
         run_dir,
         out_dir=out,
-        n=n if n is not None else cfg.n,
+        n=n,
         seed=seed if seed is not None else cfg.seed,
         formats=base,
-        threshold=threshold if threshold is not None else cfg.label_threshold,
+        threshold=threshold,
         batch_size=cfg.batch_size,
         device=device,
         quiet=quiet,
@@ -289,6 +360,22 @@ def sample(
     return folder
 
 
+def _check_sample_outputs(run_dir: Path, out, n, threshold, batch_size, formats) -> Path:
+    """Refuse a bad request before the generator is loaded: ``n`` < 1, a threshold outside
+    the tanh range, an unknown format, or a dataset/export folder that writing would damage
+    (a file, a folder of other files, the run folder itself). Returns the dataset folder."""
+    from synthmed.export import export_target
+    from synthmed.outputs import check_output_dir, check_sample_args
+
+    check_sample_args(n, threshold, batch_size)
+    folder = Path(out) if out is not None else run_dir / "synthetic"
+    check_output_dir(folder, protected={"the run folder": run_dir})
+    for fmt in (f for f in formats if f not in ("png", "nifti")):
+        target = export_target(fmt, folder.parent / "export" / fmt)
+        check_output_dir(target, option=f"--format {fmt}", protected={"the run folder": run_dir})
+    return folder
+
+
 def evaluate(
     run_dir: str | Path,
     device: str = "auto",
@@ -308,9 +395,11 @@ def evaluate(
     ``evaluate.utility.steps=100``) then change single settings; metrics.json records them.
     """
     from synthmed.evaluation.run import evaluate_run, with_evaluate_overrides
+    from synthmed.outputs import check_writable
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    check_writable(run_dir, "RUN_DIR")  # metrics.json and evaluation/ are written there
     if settings is not None:
         config = config.model_copy(update={"evaluate": settings})
     config = with_evaluate_overrides(config, protocols, sizes, seeds, overrides)

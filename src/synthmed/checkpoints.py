@@ -24,14 +24,66 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+REQUIRED_KEYS = ("step", "model_name", "model_kwargs", "generator")
+"""What every synthmed checkpoint holds (``synthmed.training.loop`` writes them)."""
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a synthmed checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        InputError: one line naming the file: missing, empty, not a ``torch.save`` archive
+            (a plain pickle, a truncated file), holding pickled Python objects (refused, never
+            executed), corrupt, or a PyTorch file that is not a synthmed checkpoint.
+    """
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise InputError("checkpoint not found", path)
+    if path.stat().st_size == 0:
+        raise InputError("checkpoint is an empty file", path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt or foreign file: say which and why
-        raise InputError(f"cannot load checkpoint: {exc}", path) from exc
+        is_archive = zipfile.is_zipfile(path)
+        if is_archive:  # torch.load does not check CRCs: a flipped bit would load silently
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+        raise InputError(f"corrupt checkpoint archive ({type(exc).__name__})", path) from None
+    if not is_archive:
+        raise InputError(
+            "not a checkpoint written by torch.save (truncated, or a plain pickle or other "
+            "file; synthmed never unpickles)",
+            path,
+        )
+    if damaged is not None:
+        member = "/".join(damaged.split("/")[1:]) or damaged  # without the archive's root name
+        raise InputError(f"corrupt checkpoint: CRC mismatch in its '{member}' record", path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: say which and why, in one line
+        raise InputError(f"cannot load checkpoint: {_load_problem(exc)}", path) from None
+    missing = [key for key in REQUIRED_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise InputError(f"a PyTorch file but not a synthmed checkpoint (no '{missing[0]}')", path)
+    return state
+
+
+def _load_problem(exc: Exception) -> str:
+    """The cause of a ``torch.load`` failure without its multi-line advice."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return (
+            f"it holds pickled Python objects ({found.group(1)}), which weights-only loading "
+            "refuses: not a synthmed checkpoint"
+        )
+    if "Weights only load failed" in text:
+        return "not a synthmed checkpoint (its pickle holds more than tensors and plain values)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"corrupt file ({type(exc).__name__}{': ' + first if first else ''})"
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -234,23 +234,57 @@ from synthmed.cli_reproduce import register as _register_reproduce  # noqa: E402
 _register_reproduce(app)  # reproduce
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _click_exception_type() -> type[Exception]:
+    """The base class of typer's usage errors, without depending on click.
+
+    typer >= 0.2x ships its own copy of click (``typer._click``) and no longer installs click;
+    older typer releases depend on click itself.
+    """
     try:
-        app(standalone_mode=False)
+        from typer._click.exceptions import ClickException
+    except ImportError:  # typer that still depends on click
+        from click.exceptions import ClickException
+    return ClickException
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_error_line(exc: Exception) -> str:
+    """``error: synthmed train: No such option: --foo (see synthmed train --help)``."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "synthmed"
+    return f"error: {command}: {_one_line(exc.format_message())} (see {command} --help)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: ``argv`` defaults to ``sys.argv[1:]``.
+
+    Every user error ends in one line on stderr and exit code 2: bad input
+    (``InputError``), a usage error (unknown option or command, missing argument, a value
+    of the wrong type) and a file the system refuses (permission, read-only, disk full).
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    usage_error = _click_exception_type()
+    try:
+        code = app(args=argv, prog_name="synthmed", standalone_mode=False)
     except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except usage_error as exc:
+        typer.echo(_usage_error_line(exc), err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file of the user's: a bug, keep the traceback
+            raise
+        typer.echo(f"error: {exc.filename}: {exc.strerror or _one_line(exc)}", err=True)
+        sys.exit(2)
+    if isinstance(code, int) and code:  # typer.Exit(code) in non-standalone mode
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,15 @@ def export(
 ) -> None:
     """Convert a run's synthetic dataset for nnU-Net, MONAI, NIfTI, PNG, NPZ or DICOM."""
     from synthmed import api
-    from synthmed.export import export_dataset
+    from synthmed.export import check_export_request, export_dataset
 
     if synthetic is None:
         synthetic = run_dir / "synthetic"
         if not (synthetic / "manifest.csv").is_file():  # like `evaluate`: sample first
+            out_dir = out or run_dir / "export" / format_
+            check_export_request(  # a bad --out must not cost a sampled dataset
+                format_, out_dir, synthetic_dir=synthetic, run_dir=run_dir, name=name, bits=bits
+            )
             api.sample(run_dir, quiet=quiet)
     folder = export_dataset(
         synthetic,

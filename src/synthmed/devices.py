@@ -7,16 +7,33 @@ import logging
 
 import torch
 
+from synthmed.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; an explicit CUDA request without CUDA is an error."""
+    """``auto`` picks CUDA when present; an explicit CUDA request without CUDA is an error.
+
+    Raises:
+        InputError: not a device name, or a CUDA device this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(
+            f"device '{name}' is not a device name: use cpu, cuda, cuda:N or auto"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device is '{name}' but CUDA is not available here")
+        raise InputError(
+            f"device '{name}': CUDA is not available on this machine (use cpu or auto)"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(
+            f"device '{name}': this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
     return device
 
 

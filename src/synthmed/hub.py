@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthmed.errors import InputError
+
 
 def _load(name_or_path, registry, device: str, expected_digest: str | None):
     from synthmed.packaging import load_package, resolve_package
@@ -50,8 +52,10 @@ def generate(
     Returns:
         images (n, C, *spatial) float32 in [0, 1]; labels (n, *spatial) int64.
     """
+    from synthmed.outputs import check_sample_args
     from synthmed.sampling.export import generate_pairs
 
+    check_sample_args(n, threshold, batch_size)
     pkg = _load(name_or_path, registry, device, expected_digest)
     defaults = pkg.meta["sample_defaults"]
     return generate_pairs(
@@ -77,10 +81,17 @@ def generate_dataset(
 ) -> Path:
     """Write a synthetic dataset from a package: ``png`` exactly as ``synthmed sample`` does,
     any other export format through :func:`synthmed.export.export_dataset`."""
-    from synthmed.export import export_dataset
+    from synthmed.export import export_dataset, export_target
+    from synthmed.outputs import check_output_dir, check_sample_args
     from synthmed.packaging import package_export_info
     from synthmed.sampling.export import export_from_generator
 
+    check_sample_args(n)  # before the package is verified and loaded: a bad request is cheap
+    target = out if fmt == "png" and bits == 8 else export_target(fmt, out)
+    if bits not in (8, 16):
+        raise InputError(f"--bits must be 8 or 16, got {bits}")
+    package = Path(name_or_path) if Path(name_or_path).is_dir() else None
+    check_output_dir(target, protected={"the model package": package})
     pkg = _load(name_or_path, registry, device, expected_digest)
     defaults, out = pkg.meta["sample_defaults"], Path(out)
     label = f"{pkg.path.name}/weights.safetensors"

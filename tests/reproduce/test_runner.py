@@ -63,7 +63,7 @@ def test_quick_segmentation_experiment(tmp_path, monkeypatch):
     # an interrupted arm (last.pt at an earlier checkpoint, never sampled) is trained on
     arm_dir = out / "fold0" / "dcgan"
     shutil.copy(arm_dir / "checkpoints" / "step_0000002.pt", arm_dir / "checkpoints" / "last.pt")
-    (arm_dir / "synthetic" / "manifest.csv").unlink()
+    shutil.rmtree(arm_dir / "synthetic")  # sampling writes the folder whole, or not at all
     resumed = run_experiment(
         "kossen2021-drive", out, quick=True, seeds=2, arms=["dcgan"], quiet=True, reuse=True
     )

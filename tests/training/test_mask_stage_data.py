@@ -35,7 +35,12 @@ def test_cascade_mask_stage_trains_on_lesion_maps_only(tmp_path, monkeypatch):
     monkeypatch.setattr("synthmed.training.loop.train_gan", fake_train_gan)
     monkeypatch.setattr("synthmed.data.arrays.prepare_gan_data", lambda cfg: _data(3, 2))
     cfg = resolve_config(
-        preset="platscher2021-mask-gan", overrides=["mask_stage.foreground_only=true"]
+        preset="platscher2021-mask-gan",
+        overrides=[  # batches no larger than the 5 (2 with a lesion) rows: refused otherwise
+            "mask_stage.foreground_only=true",
+            "train.batch_size=2",
+            "mask_stage.train.batch_size=2",
+        ],
     )
     api.train(cfg, tmp_path / "run", quiet=True)
     assert len(seen["spade"]) == 5 and len(seen["mask_gan"]) == 2

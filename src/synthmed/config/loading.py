@@ -42,7 +42,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError("config file not found", path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the config as UTF-8",
+            path,
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the config: {exc.strerror or exc}", path) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML: {exc}".replace("\n", " "), path) from exc
     if data is None:
@@ -79,7 +89,13 @@ def apply_override(config: dict[str, Any], assignment: str) -> dict[str, Any]:
     keys = [k for k in dotted.strip().split(".") if k]
     if not keys:
         raise InputError(f"override '{assignment}' has an empty key")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise InputError(
+            f"override '{assignment}': the value is not valid YAML ({problem})"
+        ) from None
     nested: dict[str, Any] = value
     for key in reversed(keys):
         nested = {key: nested}

@@ -65,6 +65,7 @@ def training_arrays(
             "some training images have a label map and this one has none", unlabelled[0]
         )
     if cfg.patches is not None:
+        check_patch_fits(items, cfg.patches.size)
         patch_set = extract_patches(items, cfg.patches, spatial_dims=items[0].spatial_dims)
         return patch_set.images, patch_set.labels, np.asarray(patch_set.item_index)
     shapes = {it.image.shape for it in items}
@@ -75,6 +76,24 @@ def training_arrays(
         )
     images = np.stack([it.image for it in items])
     return images, np.stack([it.label for it in items]), np.arange(len(items))
+
+
+def check_patch_fits(items: list[Item], size: int) -> None:
+    """A training patch must fit inside every (preprocessed) image: a larger one would be
+    mostly padding, and the GAN would learn the padding.
+
+    Raises:
+        InputError: naming the first image smaller than ``data.patches.size``.
+    """
+    for item in items:
+        if min(item.spatial_shape) < size:
+            shape = "x".join(str(s) for s in item.spatial_shape)
+            raise InputError(
+                f"data.patches.size {size} is larger than this image ({shape} after "
+                f"preprocessing): set data.patches.size <= {min(item.spatial_shape)}, "
+                "data.preprocess.resize, or data.patches: null",
+                item.source or None,
+            )
 
 
 def _image_only_arrays(items: list[Item], cfg: DataConfig):

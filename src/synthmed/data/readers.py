@@ -14,7 +14,9 @@ Axis conventions (shared with :mod:`synthmed.data.writers`, so files round-trip)
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +68,22 @@ def file_ending(path: str | Path) -> str:
     return Path(name).suffix
 
 
+def check_link(path: Path) -> None:
+    """Refuse a symbolic link that leads nowhere: a loop, or a target that does not exist."""
+    if not path.is_symlink() or path.exists():
+        return
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        target = os.readlink(path)
+        raise InputError(f"broken symbolic link (target {target} is missing)", path) from None
+    except (RuntimeError, OSError):  # RuntimeError: Python < 3.13; OSError ELOOP after
+        raise InputError("symbolic link loop (the link leads back to itself)", path) from None
+
+
 def _read_raw(path: str | Path, as_label: bool) -> ImageData:
     path = Path(path)
+    check_link(path)
     if not path.exists():
         raise InputError("file not found", path)
     key = FOLDER_KEY if path.is_dir() else file_ending(path)
@@ -97,7 +113,25 @@ def read_image(path: str | Path) -> ImageData:
     """
     data = _read_raw(path, as_label=False)
     data.array = np.ascontiguousarray(data.array, dtype=np.float32)
+    check_finite(data.array, path)
     return data
+
+
+def check_finite(array: np.ndarray, path: str | Path) -> None:
+    """Refuse NaN or infinite pixels: they would reach every loss and sample grid.
+
+    Raises:
+        InputError: naming the count and the first bad position (array order, channel first).
+    """
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
+        raise InputError(
+            f"image holds {n_nan} NaN and {n_inf} infinite values (first at index {where}); "
+            "replace them (e.g. with 0) before training",
+            path,
+        )
 
 
 def read_label(path: str | Path) -> LabelData:
@@ -109,6 +143,8 @@ def read_label(path: str | Path) -> LabelData:
     data = _read_raw(path, as_label=True)
     array = _collapse_channels(data.array, path)
     if not np.issubdtype(array.dtype, np.integer):
+        if not np.isfinite(array).all():
+            raise InputError("label map holds NaN or infinite values", path)
         rounded = np.rint(array)
         if not np.allclose(rounded, array, atol=1e-3):
             raise InputError("label map holds non-integer values", path)
@@ -220,6 +256,8 @@ def read_nifti(path: Path, as_label: bool) -> ImageData:
     """NIfTI via nibabel: (x, y[, z[, t]]) -> (t, [z,] y, x); a single z slice becomes 2D."""
     import nibabel as nib
 
+    if file_ending(path) == ".nii.gz":
+        _check_gzip(path)
     img = nib.load(str(path))
     array = np.asanyarray(img.dataobj)
     if not as_label:
@@ -236,6 +274,17 @@ def read_nifti(path: Path, as_label: bool) -> ImageData:
     if array.shape[1] == 1:
         array, spacing = array[:, 0], spacing[1:]
     return ImageData(np.ascontiguousarray(array), spacing, np.asarray(img.affine, dtype=float))
+
+
+def _check_gzip(path: Path, chunk: int = 1 << 24) -> None:
+    """Decompress the whole file once: only reading to the end checks the gzip CRC and length
+    (nibabel stops after the voxels it needs, so a damaged file would load silently)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(chunk):
+                pass
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"corrupt gzip data: {exc}", path) from None
 
 
 # --------------------------------------------------------------------------- DICOM
@@ -277,7 +326,10 @@ def _read_series_slices(folder: Path) -> list:
     from pydicom.errors import InvalidDicomError
 
     slices = []
-    for file in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    for file in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        check_link(file)
+        if not file.is_file():
+            continue
         try:
             ds = pydicom.dcmread(file)
         except InvalidDicomError:

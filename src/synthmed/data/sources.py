@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from synthmed.config.schema import SourceConfig
-from synthmed.data.readers import read_image, read_label
+from synthmed.data.readers import check_finite, check_link, read_image, read_label
 from synthmed.data.types import Item
 from synthmed.errors import InputError
 
@@ -134,6 +134,7 @@ def _index_by_id(root: Path, glob: str, pattern: re.Pattern, what: str) -> dict[
         raise InputError(f"{what} '{glob}' matched no files", root)
     table: dict[str, Path] = {}
     for file in files:
+        check_link(file)
         key = _match_id(pattern, file.name, file, "id_regex")
         if key in table:
             raise InputError(
@@ -190,6 +191,7 @@ def _read_item(
     item_id: str,
 ) -> Item:
     data = read_image(image_path)
+    check_not_constant(data.array, image_path)
     shape = data.array.shape[1:]
     label = load_label(label_path, shape, image_path, spec) if label_path else None
     meta: dict = {"id": item_id, "original_shape": tuple(shape)}
@@ -209,20 +211,41 @@ def _read_item(
     )
 
 
+def check_not_constant(image: np.ndarray, where: str | Path) -> None:
+    """Refuse a training image whose pixels all hold one value (an empty export, a blank
+    16-bit PNG): it carries nothing to learn, and normalisation would map it to zeros."""
+    low, high = float(image.min()), float(image.max())
+    if low == high:
+        raise InputError(
+            f"image is constant (every pixel is {low:g}): nothing to learn; remove it from "
+            "the data or check how it was exported",
+            where,
+        )
+
+
 # --------------------------------------------------------------------------- csv
 
 
 def _read_rows(csv_path: Path) -> list[dict[str, str]]:
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            rows = [
-                {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                for row in csv.DictReader(handle)
-            ]
+            reader = csv.reader(handle)
+            table = [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read CSV: {exc}", csv_path) from exc
-    if not rows:
+    if len(table) < 2:
         raise InputError("CSV has no rows", csv_path)
+    header = [name.strip().lower() for name in table[0][1]]
+    if "" in header or len(set(header)) != len(header):
+        raise InputError(f"CSV header {header} has an empty or repeated column name", csv_path)
+    for number, row in table[1:]:
+        if len(row) != len(header):
+            raise InputError(
+                f"CSV line {number} has {len(row)} cells but the header has {len(header)} "
+                "columns (ragged rows: a missing or extra comma?)",
+                csv_path,
+            )
+    rows = [{k: v.strip() for k, v in zip(header, row, strict=True)} for _, row in table[1:]]
     if "image" not in rows[0] and "file" in rows[0]:  # common manifest spelling (e.g. BUSI)
         rows = [{("image" if k == "file" else k): v for k, v in r.items()} for r in rows]
     if "image" not in rows[0]:
@@ -245,6 +268,9 @@ def class_indices(
     """Class cells -> indices; names are looked up in ``class_names`` (else sorted names)."""
     filled = [v for v in values if v != ""]
     if all(re.fullmatch(r"-?\d+", v) for v in filled):
+        negative = [v for v in filled if int(v) < 0]
+        if negative:
+            raise InputError(f"class {negative[0]}: classes must be 0..K-1", path)
         return [int(v) if v != "" else None for v in values], (
             list(class_names) if class_names else None
         )
@@ -296,6 +322,30 @@ def _npz_images(images: np.ndarray, key: str, path: Path) -> np.ndarray:
     raise InputError(f"'{key}' has shape {images.shape}; expected (N, H, W[, 3])", path)
 
 
+def _check_npz_arrays(images, classes, keys, class_names, path: Path) -> None:
+    """Finite, non-constant images and class indices 0..K-1, each named by key and index."""
+    check_finite(images, f"{path}:{keys[0]}")
+    flat = images.reshape(len(images), -1)
+    constant = np.flatnonzero(flat.min(axis=1) == flat.max(axis=1)) if flat.size else []
+    if len(constant):
+        check_not_constant(images[constant[0]], f"{path}:{keys[0]}[{constant[0]}]")
+    if not np.issubdtype(classes.dtype, np.integer):
+        whole = np.isfinite(classes).all() and np.array_equal(classes, np.round(classes))
+        if not whole:
+            raise InputError(f"'{keys[1]}' holds non-integer class values", path)
+    bad = np.flatnonzero(classes < 0)
+    if bad.size:
+        raise InputError(
+            f"'{keys[1]}'[{bad[0]}] is {classes[bad[0]]:g}: classes must be 0..K-1", path
+        )
+    if class_names and classes.size and classes.max() >= len(class_names):
+        raise InputError(
+            f"'{keys[1]}' holds class {int(classes.max())} but class_names lists "
+            f"{len(class_names)} names",
+            path,
+        )
+
+
 def _load_npz(spec: SourceConfig, base_dir: Path) -> list[Item]:
     path = resolve(spec.npz, base_dir)
     if not path.is_file():
@@ -317,6 +367,7 @@ def _load_npz(spec: SourceConfig, base_dir: Path) -> list[Item]:
                 f"'{keys[1]}' has shape {archive[keys[1]].shape}; expected one class per image",
                 path,
             )
+        _check_npz_arrays(images, labels[:, 0], keys, spec.class_names, path)
         for i, (image, class_id) in enumerate(zip(images, labels[:, 0].tolist(), strict=True)):
             meta = {"npz_split": split, "index": i}
             if spec.class_names:

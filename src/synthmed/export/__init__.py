@@ -56,6 +56,47 @@ def _find_run(synthetic_dir: Path) -> Path | None:
     return parent if (parent / "config.yaml").is_file() else None
 
 
+def export_target(fmt: str, out_dir: str | Path, name: str | None = None) -> Path:
+    """The folder an export of format ``fmt`` into ``out_dir`` writes (``nnunet``: a
+    ``DatasetNNN_Name`` folder inside the raw folder).
+
+    Raises:
+        InputError: an unknown format or dataset name.
+    """
+    from types import SimpleNamespace
+
+    try:
+        exporter = EXPORTERS.get(fmt)
+    except KeyError as exc:
+        raise InputError(f"--format: {exc.args[0]}") from None
+    return exporter.target(Path(out_dir), SimpleNamespace(name=name))
+
+
+def check_export_request(
+    fmt: str,
+    out_dir: str | Path,
+    *,
+    synthetic_dir: str | Path,
+    run_dir: str | Path | None = None,
+    name: str | None = None,
+    bits: int = 8,
+) -> Path:
+    """Refuse a bad export before anything is read or sampled; returns the target folder.
+
+    Raises:
+        InputError: unknown format or name, bits not 8/16, or a target that writing would
+            damage (a file, a non-empty folder of other files, the dataset being exported,
+            the run folder).
+    """
+    from synthmed.outputs import check_output_dir
+
+    target = export_target(fmt, out_dir, name)
+    if bits not in (8, 16):
+        raise InputError(f"--bits must be 8 or 16, got {bits}")
+    protected = {"the run folder": run_dir, "the synthetic dataset being exported": synthetic_dir}
+    return check_output_dir(target, protected=protected)
+
+
 def export_dataset(
     synthetic_dir: str | Path,
     fmt: str,
@@ -87,13 +128,11 @@ def export_dataset(
     """
     from synthmed.data.synthetic import read_manifest, read_synthetic_arrays
 
-    try:
-        exporter = EXPORTERS.get(fmt)
-    except KeyError as exc:
-        raise InputError(f"--format: {exc.args[0]}") from None
-    if bits not in (8, 16):
-        raise InputError(f"--bits must be 8 or 16, got {bits}")
     synthetic_dir = Path(synthetic_dir)
+    check_export_request(
+        fmt, out_dir, synthetic_dir=synthetic_dir, run_dir=run_dir, name=name, bits=bits
+    )
+    exporter = EXPORTERS.get(fmt)
     rows = read_manifest(synthetic_dir)
     images, labels = read_synthetic_arrays(synthetic_dir)
     if info is None and run_dir is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from synthmed.atomic import atomic_dir, write_bytes
 from synthmed.errors import InputError
+from synthmed.outputs import PACKAGE_MARKERS, check_output_dir
 from synthmed.packaging.package import (
     CARD_MD,
     CHECKSUMS,
@@ -93,6 +94,7 @@ def install_package(
     if name is not None and name != meta["name"]:
         raise InputError(f"package is named '{meta['name']}', not '{name}'", path / META)
     target = registry_dir(registry) / f"{check_name(meta['name'])}{SUFFIX}"
+    check_output_dir(target, option="--registry", markers=PACKAGE_MARKERS)
     with atomic_dir(target) as tmp:
         for file, data in contents.items():
             write_bytes(tmp / file, data)

@@ -161,14 +161,16 @@ def build_package(
     from synthmed.api import load_run_config
     from synthmed.checkpoints import file_sha256, load_checkpoint, sampling_checkpoint
     from synthmed.config.loading import config_to_dict
+    from synthmed.outputs import PACKAGE_MARKERS, check_output_dir
     from synthmed.sampling.export import generator_state
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    ckpt = sampling_checkpoint(run_dir, config.sample.checkpoint)
-    state = load_checkpoint(ckpt)
     name = check_name(name or config.name)
     out = Path(out) if out is not None else run_dir / f"{name}{SUFFIX}"
+    check_output_dir(out, markers=PACKAGE_MARKERS, protected={"the run folder": run_dir})
+    ckpt = sampling_checkpoint(run_dir, config.sample.checkpoint)
+    state = load_checkpoint(ckpt)
     meta = package_meta(run_dir, state, config, name, file_sha256(ckpt))
     public_config = redact_config(config_to_dict(config))
     card_md, card = build_card(
@@ -234,14 +236,59 @@ def read_package_meta(contents: dict[str, bytes], path: Path) -> dict[str, Any]:
     """Parse and cross-check ``package.json`` from verified bytes."""
     if META not in contents or WEIGHTS not in contents:
         raise InputError(f"package lacks {META} or {WEIGHTS}", path)
-    meta = json.loads(contents[META])
+    try:
+        meta = json.loads(contents[META].decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte offset {exc.start})", path / META) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", path / META
+        ) from None
+    if not isinstance(meta, dict):
+        raise InputError(f"must hold a JSON object, found {type(meta).__name__}", path / META)
     if meta.get("format") != PACKAGE_FORMAT:
         raise InputError(f"unknown package format {meta.get('format')!r}", path / META)
-    expected = {k: v for k, v in meta.get("files", {}).items()}
+    if not isinstance(meta.get("files"), dict):
+        raise InputError("'files' must be a JSON object of sha256 digests", path / META)
+    expected = dict(meta["files"])
     actual = {k: sha256_bytes(v) for k, v in contents.items() if k != META}
     if expected != actual:
         raise InputError("package.json file list disagrees with checksums.sha256", path / META)
+    _check_meta_fields(meta, path / META)
     return meta
+
+
+META_FIELDS = {
+    "name": str,
+    "model_name": str,
+    "model_kwargs": dict,
+    "image_channels": int,
+    "label_names": list,
+    "channel_names": list,
+    "preprocessing": dict,
+    "sample_defaults": dict,
+    "config_hash": str,
+}
+"""What loading and generating read from ``package.json``, with the JSON type each needs."""
+
+
+def _check_meta_fields(meta: dict, path: Path) -> None:
+    for key, kind in META_FIELDS.items():
+        if key not in meta:
+            raise InputError(f"no '{key}' field", path)
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise InputError(f"'{key}' must be a JSON {kind.__name__}", path)
+    defaults = meta["sample_defaults"]
+    for key in ("label_threshold", "batch_size"):
+        if not isinstance(defaults.get(key), (int, float)) or isinstance(defaults.get(key), bool):
+            raise InputError(f"'sample_defaults.{key}' must be a number", path)
+    if not -1.0 <= defaults["label_threshold"] <= 1.0 or defaults["batch_size"] < 1:
+        raise InputError(
+            "'sample_defaults' needs label_threshold in [-1, 1] and batch_size >= 1", path
+        )
+    pre = meta["preprocessing"]
+    if not isinstance(pre.get("spacing_mm"), list) or "spacing_source" not in pre:
+        raise InputError("'preprocessing' needs spacing_mm (a list) and spacing_source", path)
 
 
 def load_package(
@@ -265,7 +312,11 @@ def load_package(
         weights = load_safetensors(contents[WEIGHTS])
     except Exception as exc:  # a foreign or truncated file that still matches its checksum
         raise InputError(f"cannot read weights: {exc}", path / WEIGHTS) from exc
-    model = build_model(meta["model_name"], meta["model_kwargs"])
+    try:
+        model = build_model(meta["model_name"], meta["model_kwargs"])
+    except (InputError, KeyError) as exc:
+        problem = exc.problem if isinstance(exc, InputError) else f"no {exc} in model_kwargs"
+        raise InputError(f"cannot rebuild the generator: {problem}", path / META) from None
     try:
         model.generator.load_state_dict(weights)
     except RuntimeError as exc:

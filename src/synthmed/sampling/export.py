@@ -29,6 +29,7 @@ from synthmed.devices import resolve_device
 from synthmed.errors import InputError
 from synthmed.models.base import synthesize_pairs
 from synthmed.models.build import build_model
+from synthmed.outputs import check_output_dir, check_sample_args
 from synthmed.progress import stage
 
 MANIFEST_FIELDS = [
@@ -229,6 +230,8 @@ def export_synthetic(
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "synthetic"
+    check_sample_args(n, threshold, batch_size)
+    check_output_dir(out_dir, protected={"the run folder": run_dir})
     per_class = class_checkpoints(run_dir)
     if per_class:
         gens = {
@@ -304,7 +307,8 @@ def export_from_generator(
     unknown = set(formats) - {"png", "nifti"}
     if unknown or not formats:
         raise InputError(f"unknown export format(s) {sorted(unknown)}; choose png and/or nifti")
-    out_dir = Path(out_dir)
+    check_sample_args(n, threshold, batch_size)
+    out_dir = check_output_dir(out_dir)
     seeds = list(range(seed, seed + n))
     label = checkpoint_label or gen.checkpoint.name
     classes = default_classes(gen, seeds)
