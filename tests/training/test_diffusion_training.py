@@ -59,3 +59,17 @@ def test_gan_runs_refuse_diffusion_sampler_settings(tmp_path: Path) -> None:
     api.train(tiny_config(1, **{"sample.n": "2"}), run, quiet=True)
     with pytest.raises(InputError, match="sample.steps"):
         api.sample(run, steps=5, quiet=True)
+
+
+def test_a_diffusion_run_packages_and_generates(tmp_path: Path) -> None:
+    from synthmed import hub
+    from synthmed.packaging.package import build_package
+
+    run = tmp_path / "run"
+    api.train(tiny_config(2, **DIFFUSION), run, quiet=True)
+    package = build_package(run, tmp_path / "diff.synthmed", name="diff")
+    images, labels = hub.generate(package, n=3, seed=7)
+    again, _ = hub.generate(package, n=1, seed=7)
+    assert images.shape[0] == 3 and labels.shape == (3, *images.shape[2:])
+    assert (images >= 0).all() and (images <= 1).all()
+    assert torch.allclose(torch.as_tensor(images[:1]), torch.as_tensor(again), atol=1e-5)
