@@ -76,11 +76,12 @@ def _edited(
             records.append("")
             continue
         tissue = [v for v in np.unique(label) if v not in (0, lesion_value)]
-        # maps with anatomy labels keep the lesion inside the organ; lesion-only maps (e.g.
-        # LGG tumour masks) have no organ label: the organ is the body part seen in the
-        # paired training image (the whole field of view when no image is given)
-        if tissue:
-            organ = organ_mask_from_label(label, tissue)
+        # maps with anatomy labels (phantoms; LGG with data.preprocess.anatomy) keep the
+        # lesion inside the organ; lesion-only maps (e.g. LGG tumour masks) have no organ
+        # label: the organ is the body part seen in the paired training image (the whole
+        # field of view when no image is given)
+        if tissue:  # the lesion's own pixels are organ too (it displaced tissue there)
+            organ = organ_mask_from_label(label, tissue) | (label == lesion_value)
         elif images is not None:
             organ = organ_mask_from_image(images[pick]) | (label == lesion_value)
         else:
