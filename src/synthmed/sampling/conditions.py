@@ -89,7 +89,12 @@ def _edited(
         edited, record = _try_edits(label, lesion_value, np.random.default_rng(seed), organ)
         out.append(edited)
         records.append(record.to_manifest() if record is not None else "")
-    failed = sum(1 for r, pick in zip(records, picks, strict=True) if not r and labels[pick].any())
+    # a map without the lesion (anatomy only, or empty) had nothing to edit: not a failure
+    failed = sum(
+        1
+        for r, pick in zip(records, picks, strict=True)
+        if not r and (labels[pick] == lesion_value).any()
+    )
     if failed:
         log.warning(
             "%d of %d lesion edits failed %d times; those maps stay unedited "
