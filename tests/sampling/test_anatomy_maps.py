@@ -14,6 +14,7 @@ from synthmed import api
 from synthmed.checkpoints import load_checkpoint
 from synthmed.config import resolve_config
 from synthmed.data.synthetic import read_synthetic_arrays
+from synthmed.errors import InputError
 from synthmed.evaluation.inputs import lesion_only, target_lesion_value
 from synthmed.evaluation.utility.sets import TrainingSet
 
@@ -130,11 +131,14 @@ def test_evaluation_targets_the_tumour(anatomy_run: Path):
         update={"evaluate": cfg.evaluate.model_copy(update={"label_target": "all"})}
     )
     assert target_lesion_value(plain, "segmentation", 5) is None
+    wrong = cfg.model_copy(update={"sample": cfg.sample.model_copy(update={"lesion_value": 7})})
+    with pytest.raises(InputError, match=r"label_target 'lesion': lesion value 7"):
+        target_lesion_value(wrong, "segmentation", 5)
     labels = np.array([[[0, 1, 4], [2, 3, 4]]])
     rows = TrainingSet(np.zeros((1, 1, 2, 3), np.float32), labels)
     from synthmed.evaluation.inputs import EvalInputs
 
     inputs = EvalInputs("segmentation", 5, {"test": []}, rows, rows, rows, {}, Path("x"), [])
     reduced = lesion_only(inputs, 4)
-    assert reduced.num_classes == 2
+    assert reduced.num_classes == 2 and reduced.lesion_value == 4
     assert reduced.synthetic.labels.tolist() == [[[0, 0, 1], [0, 0, 1]]]

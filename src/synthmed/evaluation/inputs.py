@@ -43,6 +43,8 @@ class EvalInputs:
         holdout: real rows of the validation and test patients (same preprocessing as real).
         synthetic: the exported synthetic rows.
         checkpoint: the loaded checkpoint dict; ``checkpoint_path`` its file.
+        lesion_value: the label value that was kept as the lesion when every label map was
+            reduced to lesion / not lesion (``evaluate.label_target``); None: all classes.
     """
 
     task: str
@@ -54,6 +56,7 @@ class EvalInputs:
     checkpoint: dict[str, Any]
     checkpoint_path: Path
     manifest: list[dict[str, str]]
+    lesion_value: int | None = None
 
 
 def detect_task(items: list[Item]) -> str:
@@ -216,4 +219,5 @@ def lesion_only(inputs: EvalInputs, lesion_value: int) -> EvalInputs:
         real=rows(inputs.real),
         holdout=rows(inputs.holdout),
         synthetic=rows(inputs.synthetic),
+        lesion_value=lesion_value,
     )

@@ -112,7 +112,8 @@ def evaluate_run(
         "n_training_pairs": len(inputs.real),
         "pair_shape": list(inputs.real.images.shape[1:]),
         "data": {name: describe(items) for name, items in inputs.splits.items()},
-        "evaluation": evaluation_settings(config),
+        # which label value was scored alone (label_target resolved); None: every class
+        "evaluation": {**evaluation_settings(config), "scored_lesion_value": inputs.lesion_value},
         **sections,
         "provenance": _provenance(inputs, run_dir, synth_dir, timing),
     }
