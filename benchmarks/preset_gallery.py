@@ -27,15 +27,18 @@ from synthmed.machine import describe_machine
 from synthmed.report.figures import pair_grid, save_png
 
 ROOT = Path(__file__).resolve().parents[1]
+# Translators get LGG with anatomy derived from each slice (lgg_flair_anatomy.yaml): on the
+# tumour-only masks of lgg_flair.yaml they drew one mean head around the tumour. The
+# cascade's mask GAN learns tumour masks, so it keeps the tumour-only maps.
 DATA = ROOT / "examples" / "data"
 PRESET_DATA = {
     "kossen2021-wgan-gp-sn": "drive_patches.yaml",
     "kossen2021-wgan-gp": "drive_patches.yaml",
     "kossen2021-dcgan": "drive_patches.yaml",
     "guibas2017-dual-gan": "drive_whole.yaml",
-    "shin2018-pix2pix": "lgg_flair.yaml",
-    "platscher2021-pix2pix": "lgg_flair.yaml",
-    "platscher2021-spade": "lgg_flair.yaml",
+    "shin2018-pix2pix": "lgg_flair_anatomy.yaml",
+    "platscher2021-pix2pix": "lgg_flair_anatomy.yaml",
+    "platscher2021-spade": "lgg_flair_anatomy.yaml",
     "platscher2021-mask-gan": "lgg_flair.yaml",
     "fridadar2018-dcgan-per-class": "busi.yaml",
     "fridadar2018-acgan": "busi.yaml",

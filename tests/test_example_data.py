@@ -20,6 +20,7 @@ PAIRS = [
     ("drive_patches.yaml", "kossen2021-wgan-gp-sn", "drive"),
     ("drive_whole.yaml", "guibas2017-dual-gan", "drive"),
     ("lgg_flair.yaml", "shin2018-pix2pix", "lgg_flair"),
+    ("lgg_flair_anatomy.yaml", "platscher2021-spade", "lgg_flair"),
     ("busi.yaml", "fridadar2018-dcgan-per-class", "busi_256"),
     ("breastmnist.yaml", "fridadar2018-acgan", "breastmnist"),
 ]
@@ -33,6 +34,8 @@ def test_example_data_file_resolves_and_loads(data_file, preset, folder):
     cfg, _ = load_run_config(preset=preset, quick=True, data_file=EXAMPLES / data_file)
     assert cfg.data.train.kind != "phantom"
     if folder == "lgg_flair":  # 721 slices: check the description only, not every file
+        if cfg.data.preprocess.anatomy is not None:
+            assert cfg.data.label_names()[-1] == "tumour" and cfg.evaluate.label_target == "auto"
         return
     splits = load_splits(cfg.data)
     assert all(splits[name] for name in ("train", "val", "test"))

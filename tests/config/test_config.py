@@ -101,3 +101,33 @@ def test_run_folder_config_keeps_what_the_run_changed(tmp_path):
     again = read_run_config(tmp_path)
     assert again.data.preprocess.lesion_roi is None and again.data.patches is None
     assert config_hash(again) == config_hash(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("data.preprocess.anatomy={clases: 3}", r"data\.preprocess\.anatomy\.clases.*unknown key"),
+        ("data.preprocess.anatomy={classes: 0}", r"data\.preprocess\.anatomy\.classes"),
+        ("data.preprocess.anatomy={method: kmeans}", r"data\.preprocess\.anatomy\.method"),
+        (
+            "data.preprocess.anatomy={classes: 2, names: [a, b, c]}",
+            r"data\.preprocess\.anatomy.*3 names for 2 tissue classes",
+        ),
+        ("data.preprocess.anatomy={classes: 3}", r"data\.preprocess.*label_mode binary or lesion"),
+        ("evaluate.label_target=tumour", r"evaluate\.label_target"),
+    ],
+)
+def test_anatomy_settings_are_validated_by_name(override: str, named: str):
+    # the shin preset's phantom maps are multiclass: anatomy on top of them is refused
+    with pytest.raises(InputError, match=named) as err:
+        resolve_config(preset="shin2018-pix2pix", overrides=[override])
+    assert "\n" not in str(err.value)
+
+
+def test_anatomy_on_binary_maps_resolves():
+    cfg = resolve_config(
+        preset="shin2018-pix2pix",
+        overrides=["data.preprocess.label_mode=binary", "data.preprocess.anatomy={classes: 2}"],
+    )
+    assert cfg.data.preprocess.anatomy.classes == 2
+    assert cfg.evaluate.label_target == "auto"

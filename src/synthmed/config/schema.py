@@ -72,6 +72,39 @@ class SourceConfig(Strict):
         return self
 
 
+class AnatomyConfig(Strict):
+    """Anatomy classes derived from each image for lesion-only label maps
+    (``synthmed.data.anatomy``; Shin 2018's translators were conditioned on anatomy + tumour).
+
+    The label map becomes background 0, ``classes`` tissue classes 1..classes (dark to bright
+    in ``channel``, inside the image's foreground mask, lesion excluded), and the lesion
+    ``classes + 1`` on top (the highest value: what lesion edits and the evaluation's tumour
+    target take as the lesion). ``method``: ``multiotsu`` (per-image multi-Otsu thresholds)
+    or ``quantile`` (equal shares). ``channel``: image channel to classify (None: mean over
+    channels; LGG FLAIR: 1). ``smooth``: Gaussian sigma in pixels before thresholding.
+    ``mask_threshold``: the foreground is above this times the Otsu threshold. ``names``: one
+    label name per tissue class (default ``tissue_1`` ... , dark to bright).
+    """
+
+    classes: int = Field(3, ge=1, le=6)
+    method: Literal["multiotsu", "quantile"] = "multiotsu"
+    channel: int | None = None
+    smooth: float = Field(1.0, ge=0.0)
+    mask_threshold: float = Field(0.5, gt=0.0, le=2.0)
+    names: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check_names(self) -> AnatomyConfig:
+        if self.names is not None and len(self.names) != self.classes:
+            raise ValueError(
+                f"names lists {len(self.names)} names for {self.classes} tissue classes"
+            )
+        return self
+
+    def tissue_names(self) -> list[str]:
+        return list(self.names or [f"tissue_{k}" for k in range(1, self.classes + 1)])
+
+
 class PreprocessConfig(Strict):
     """Per-image preprocessing applied before patches are cut.
 
@@ -93,9 +126,16 @@ class PreprocessConfig(Strict):
     label_mode: Literal["binary", "multiclass", "lesion"] = "binary"
     lesion_value: int | None = None  # label value of the lesion (label_mode lesion, lesion_roi)
     lesion_roi: int | None = None  # Frid-Adar 2018: square lesion-centred ROI of this size
+    # anatomy classes derived from each image under the lesion (lesion-only data such as LGG)
+    anatomy: AnatomyConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PreprocessConfig:
+        if self.anatomy is not None and self.label_mode == "multiclass":
+            raise ValueError(
+                "anatomy needs label_mode binary or lesion, not multiclass (it derives the "
+                "classes around one lesion; a multiclass map already has its own)"
+            )
         if self.normalize == "ct_window" and self.ct_window is None:
             raise ValueError("normalize 'ct_window' needs ct_window: [centre, width]")
         if self.label_mode == "lesion" and self.lesion_value is None:
@@ -135,6 +175,19 @@ class DataConfig(Strict):
     preprocess: PreprocessConfig = PreprocessConfig()
     patches: PatchConfig | None = PatchConfig()
     split: SplitConfig = SplitConfig()
+
+    def label_names(self) -> list[str] | None:
+        """Names per label value after preprocessing: the source's ``label_names``, with the
+        derived tissue classes between background and lesion when ``preprocess.anatomy`` is
+        set (``background, tissue_1, ..., lesion``)."""
+        names, pre = self.train.label_names, self.preprocess
+        if pre.anatomy is None:
+            return None if names is None else list(names)
+        lesion = names[-1] if names and len(names) >= 2 else "lesion"
+        if names and pre.label_mode == "lesion" and pre.lesion_value < len(names):
+            lesion = names[pre.lesion_value]
+        background = names[0] if names else "background"
+        return [background, *pre.anatomy.tissue_names(), lesion]
 
 
 class ModelConfig(Strict):
@@ -318,9 +371,15 @@ class EvaluateConfig(Strict):
     ``extractor``: feature space of the fidelity metrics and the embedding privacy audit
     (``encoder`` = autoencoder fitted on the real training split and cached in the run,
     ``pixels``, or ``module`` = a network file at ``extractor_path``).
+    ``label_target``: what every section scores: ``all`` label classes, or the ``lesion``
+    only (label maps become lesion / not lesion: the U-Net segments the tumour, agreement and
+    label statistics concern it); ``auto`` is ``lesion`` when ``data.preprocess.anatomy`` is
+    set (derived tissue classes are easy to segment and would dominate the mean Dice), else
+    ``all``. The lesion is ``sample.lesion_value``, or the highest label value.
     """
 
     utility: UtilityConfig = UtilityConfig()
+    label_target: Literal["auto", "all", "lesion"] = "auto"
     n_synthetic: int | None = None
     fidelity: bool = True
     privacy: bool = True

@@ -39,10 +39,16 @@ class GanData:
         return tuple(self.pairs.shape[2:])
 
 
-def count_classes(items: list[Item], label_mode: str) -> int:
-    """Number of label values incl. background (binary mode: always 2; 0 without labels)."""
+def count_classes(items: list[Item], label_mode: str, anatomy_classes: int = 0) -> int:
+    """Number of label values incl. background (binary mode: always 2; 0 without labels).
+
+    With ``anatomy_classes`` (derived tissue classes, ``data.preprocess.anatomy``) the count
+    is fixed at background + tissue classes + lesion, whatever the items happen to contain.
+    """
     if all(it.label is None for it in items):
         return 0
+    if anatomy_classes:
+        return anatomy_classes + 2
     if label_mode in ("binary", "lesion"):
         return 2
     top = max((int(it.label.max()) for it in items if it.label is not None), default=1)
@@ -117,7 +123,10 @@ def prepare_gan_data(cfg: DataConfig, base_dir: Path | None = None) -> GanData:
     splits = load_splits(cfg, base_dir)
     train_items = splits["train"]
     images, labels, item_index = training_arrays(train_items, cfg)
-    num_classes = count_classes(train_items, cfg.preprocess.label_mode)
+    anatomy = cfg.preprocess.anatomy
+    num_classes = count_classes(
+        train_items, cfg.preprocess.label_mode, anatomy.classes if anatomy else 0
+    )
     pairs = encode_pairs(images, labels, num_classes)
     assert pairs.shape[1] == images.shape[1] + label_channels_for(num_classes)
     classes, num_image_classes = row_classes(train_items, item_index)

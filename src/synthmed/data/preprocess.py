@@ -293,13 +293,22 @@ def _preprocess_one(
         if cfg.lesion_roi:
             piece = lesion_roi_crop(piece, cfg.lesion_roi, cfg.lesion_value)
         if piece.label is not None:
-            piece = piece.with_(label=_apply_label_mode(piece.label, cfg))
+            label = _apply_label_mode(piece.label, cfg)
+            if cfg.anatomy is not None:  # lesion-only maps: anatomy from the image itself
+                from synthmed.data.anatomy import derive_anatomy  # scipy/skimage: lazy
+
+                label = derive_anatomy(piece.image, label, cfg.anatomy)
+            piece = piece.with_(label=label)
         out.append(piece)
     return out
 
 
 def _apply_label_mode(label: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """binary: any foreground -> 1; lesion: only ``lesion_value`` -> 1; multiclass: as is."""
+    """binary: any foreground -> 1; lesion: only ``lesion_value`` -> 1; multiclass: as is.
+
+    With ``anatomy`` the binary lesion map is then turned into background / tissue classes /
+    lesion (``synthmed.data.anatomy``).
+    """
     if cfg.label_mode == "binary":
         return (label > 0).astype(np.uint8)
     if cfg.label_mode == "lesion":
@@ -328,7 +337,8 @@ def _patient_references(items: Sequence[Item], cfg: PreprocessConfig) -> dict[st
 
 
 def preprocess_items(items: Sequence[Item], cfg: PreprocessConfig) -> list[Item]:
-    """Apply channel selection, normalisation, slicing, resizing and label mode in that order.
+    """Apply channel selection, normalisation, slicing, resizing and label mode (then the
+    derived anatomy classes, with ``anatomy``) in that order.
 
     Normalisation runs before slicing so all slices of a volume share one intensity scale.
 

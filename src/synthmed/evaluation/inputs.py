@@ -10,7 +10,7 @@ generator did; classification runs (image classes, no label maps) use whole imag
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class EvalInputs:
         holdout: real rows of the validation and test patients (same preprocessing as real).
         synthetic: the exported synthetic rows.
         checkpoint: the loaded checkpoint dict; ``checkpoint_path`` its file.
+        lesion_value: the label value that was kept as the lesion when every label map was
+            reduced to lesion / not lesion (``evaluate.label_target``); None: all classes.
     """
 
     task: str
@@ -54,6 +56,7 @@ class EvalInputs:
     checkpoint: dict[str, Any]
     checkpoint_path: Path
     manifest: list[dict[str, str]]
+    lesion_value: int | None = None
 
 
 def detect_task(items: list[Item]) -> str:
@@ -158,7 +161,7 @@ def load_inputs(config: RunConfig, run_dir: Path, synth_dir: Path) -> EvalInputs
         len(holdout),
         len(synthetic),
     )
-    return EvalInputs(
+    inputs = EvalInputs(
         task=task,
         num_classes=_num_classes(task, checkpoint, real),
         splits=splits,
@@ -168,4 +171,53 @@ def load_inputs(config: RunConfig, run_dir: Path, synth_dir: Path) -> EvalInputs
         checkpoint=checkpoint,
         checkpoint_path=ckpt_path,
         manifest=manifest,
+    )
+    lesion = target_lesion_value(config, task, inputs.num_classes)
+    return inputs if lesion is None else lesion_only(inputs, lesion)
+
+
+def target_lesion_value(config: RunConfig, task: str, num_classes: int) -> int | None:
+    """The label value every section scores alone (``evaluate.label_target``), or None for
+    all classes. ``auto`` targets the lesion when the anatomy classes were derived from the
+    images (``data.preprocess.anatomy``): the utility must measure tumour segmentation, not
+    how well a U-Net re-finds intensity thresholds."""
+    target = config.evaluate.label_target
+    if target == "auto":
+        target = "lesion" if config.data.preprocess.anatomy is not None else "all"
+    if target == "all":
+        return None
+    if task != "segmentation":
+        raise InputError("evaluate.label_target 'lesion' needs label maps (segmentation data)")
+    value = config.sample.lesion_value
+    value = num_classes - 1 if value is None else int(value)
+    if not 0 < value < num_classes:
+        raise InputError(
+            f"evaluate.label_target 'lesion': lesion value {value} is not a foreground label "
+            f"of this run (labels 0..{num_classes - 1})"
+        )
+    return value
+
+
+def lesion_only(inputs: EvalInputs, lesion_value: int) -> EvalInputs:
+    """The same inputs with every label map reduced to lesion (1) / not lesion (0)."""
+
+    def rows(data: TrainingSet) -> TrainingSet:
+        labels = (np.asarray(data.labels) == lesion_value).astype(np.int64)
+        return replace(data, labels=labels)
+
+    splits = {
+        name: [
+            it.with_(label=(np.asarray(it.label) == lesion_value).astype(np.uint8)) for it in items
+        ]
+        for name, items in inputs.splits.items()
+    }
+    log.info("evaluating the lesion (label %d) only: label maps reduced to 2 classes", lesion_value)
+    return replace(
+        inputs,
+        num_classes=2,
+        splits=splits,
+        real=rows(inputs.real),
+        holdout=rows(inputs.holdout),
+        synthetic=rows(inputs.synthetic),
+        lesion_value=lesion_value,
     )

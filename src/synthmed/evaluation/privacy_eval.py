@@ -51,6 +51,9 @@ def critic_scores(inputs: EvalInputs, device: str | torch.device = "cpu") -> dic
         return None
     if "classes" in inputs.checkpoint_path.parts:  # per-class run: one critic per class
         return None
+    if inputs.num_classes != int(ckpt.get("num_classes", inputs.num_classes)):
+        return None  # labels reduced to the lesion (evaluate.label_target): not the critic's
+
     from synthmed.models.build import build_model  # the checkpoint's own architecture
 
     model = build_model(ckpt["model_name"], ckpt["model_kwargs"])

@@ -94,8 +94,8 @@ def evaluate_run(
     Returns:
         JSON-ready metrics (NaN/inf as None): ``run``, ``task``, ``model``, ``preset``,
         ``synthetic_dir``, ``n_training_pairs``, ``pair_shape``, ``data``, ``evaluation``
-        (settings), ``utility``, ``fidelity``, ``privacy`` (None when switched off),
-        ``provenance``.
+        (settings), ``scored_lesion_value``, ``utility``, ``fidelity``, ``privacy`` (None
+        when switched off), ``provenance``.
     """
     run_dir, synth_dir = Path(run_dir), Path(synth_dir)
     t0 = time.perf_counter()
@@ -113,6 +113,9 @@ def evaluate_run(
         "pair_shape": list(inputs.real.images.shape[1:]),
         "data": {name: describe(items) for name, items in inputs.splits.items()},
         "evaluation": evaluation_settings(config),
+        # the label value scored alone (evaluate.label_target resolved); None: every class.
+        # Not inside "evaluation": that holds exactly the settings (reproduce compares them)
+        "scored_lesion_value": inputs.lesion_value,
         **sections,
         "provenance": _provenance(inputs, run_dir, synth_dir, timing),
     }

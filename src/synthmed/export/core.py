@@ -175,7 +175,7 @@ def run_export_info(
         from synthmed.api import load_run_config
 
         cfg = load_run_config(run_dir)
-        configured, channels = cfg.data.train.label_names, cfg.data.preprocess.channels
+        configured, channels = cfg.data.label_names(), cfg.data.preprocess.channels
         num_classes = max(num_classes, _checkpoint_classes(run_dir))
     value, source = resolve_spacing(spacing, run_dir, spatial_dims)
     return ExportInfo(

@@ -76,11 +76,12 @@ def _edited(
             records.append("")
             continue
         tissue = [v for v in np.unique(label) if v not in (0, lesion_value)]
-        # maps with anatomy labels keep the lesion inside the organ; lesion-only maps (e.g.
-        # LGG tumour masks) have no organ label: the organ is the body part seen in the
-        # paired training image (the whole field of view when no image is given)
-        if tissue:
-            organ = organ_mask_from_label(label, tissue)
+        # maps with anatomy labels (phantoms; LGG with data.preprocess.anatomy) keep the
+        # lesion inside the organ; lesion-only maps (e.g. LGG tumour masks) have no organ
+        # label: the organ is the body part seen in the paired training image (the whole
+        # field of view when no image is given)
+        if tissue:  # the lesion's own pixels are organ too (it displaced tissue there)
+            organ = organ_mask_from_label(label, tissue) | (label == lesion_value)
         elif images is not None:
             organ = organ_mask_from_image(images[pick]) | (label == lesion_value)
         else:
@@ -88,7 +89,12 @@ def _edited(
         edited, record = _try_edits(label, lesion_value, np.random.default_rng(seed), organ)
         out.append(edited)
         records.append(record.to_manifest() if record is not None else "")
-    failed = sum(1 for r, pick in zip(records, picks, strict=True) if not r and labels[pick].any())
+    # a map without the lesion (anatomy only, or empty) had nothing to edit: not a failure
+    failed = sum(
+        1
+        for r, pick in zip(records, picks, strict=True)
+        if not r and (labels[pick] == lesion_value).any()
+    )
     if failed:
         log.warning(
             "%d of %d lesion edits failed %d times; those maps stay unedited "
