@@ -46,6 +46,7 @@ def demo(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     config: Path = typer.Argument(None, help="Run YAML (may name a preset); omit with --preset."),
     preset: str = typer.Option(None, help="Built-in preset (see `synthmed presets`)."),
     quick: bool = typer.Option(False, help="Use the preset's CPU-sized 'quick' scale."),
@@ -69,7 +70,7 @@ def train(
     if config is None and preset is None:
         raise InputError("give a CONFIG.yaml or --preset NAME")
     if nproc is not None and not dry_run:
-        sys.exit(_launch_torchrun(nproc))
+        sys.exit(_launch_torchrun(ctx, nproc))
     overrides = list(set_) + ([f"train.device={device}"] if device else [])
     overrides += [f"train.budget={budget}"] if budget else []
     cfg, base_dir = load_run_config(
@@ -171,7 +172,7 @@ def _without_nproc(args: list[str]) -> list[str]:
     return out
 
 
-def _launch_torchrun(nproc: int) -> int:
+def _launch_torchrun(ctx: typer.Context, nproc: int) -> int:
     """``synthmed train ... --nproc N`` as ``python -m torch.distributed.run --standalone
     --nproc-per-node N -m synthmed train ...``; returns the job's exit code."""
     import os
@@ -181,8 +182,7 @@ def _launch_torchrun(nproc: int) -> int:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InputError("--nproc inside a torchrun job: give it to torchrun, not to synthmed")
-    click_ctx = typer.get_current_context().find_root()
-    args = (click_ctx.obj or {}).get("argv", sys.argv[1:])
+    args = (ctx.find_root().obj or {}).get("argv", sys.argv[1:])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += ["--nproc-per-node", str(nproc), "-m", "synthmed", *_without_nproc(args)]
     return subprocess.run(cmd).returncode
