@@ -53,7 +53,7 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
         load_checkpoint(last)  # a corrupt or foreign file is refused before anything is written
 
 
-def _check_training_request(config: RunConfig, data) -> None:
+def _check_training_request(config: RunConfig, data, world_size: int = 1) -> None:
     """Settings the data contradict, refused before training starts (and before the run
     folder is written): a batch larger than the rows it is drawn from, a missing device."""
     _check_device(config.train.device, "train.device")
@@ -64,9 +64,10 @@ def _check_training_request(config: RunConfig, data) -> None:
         for k, rows in enumerate(counts):
             if rows == 0:
                 raise InputError(f"train.per_class: image class {k} has no training images")
-    elif config.train.batch_size > len(data.pairs):
+    elif config.train.batch_size * world_size > len(data.pairs):
         raise InputError(
-            f"train.batch_size {config.train.batch_size} is larger than the training set "
+            f"train.batch_size {config.train.batch_size} x {world_size} rank(s) is larger "
+            "than the training set "
             f"({len(data.pairs)} rows: patches or images); lower train.batch_size or add data"
         )
     stage = config.mask_stage
@@ -133,10 +134,21 @@ def train(
     Returns:
         ``synthmed.training.loop.TrainResult``.
     """
+    from synthmed import distributed
+    from synthmed.devices import resolve_device
+
+    _check_device(config.train.device, "train.device")
+    with distributed.session(resolve_device(config.train.device).type):
+        return _train(config, Path(run_dir), base_dir, resume, quiet, mask_stage_from)
+
+
+def _train(config: RunConfig, run_dir: Path, base_dir, resume, quiet, mask_stage_from):
+    """:func:`train` inside the torchrun process group (if any): every rank trains, rank 0
+    alone writes the run folder's files."""
+    from synthmed import distributed
     from synthmed.data.arrays import prepare_gan_data
     from synthmed.training.loop import train_gan
 
-    run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
     config = absolutize_paths(config, Path(base_dir) if base_dir else None)
     if resume:
@@ -146,10 +158,12 @@ def train(
                 "--resume with a config whose data/model differ from the run's", run_dir
             )
     data = prepare_gan_data(config.data)
-    _check_training_request(config, data)
-    run_dir.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves nothing behind
-    write_text(run_dir / "config.yaml", dump_yaml(config))
-    _write_data_artifacts(run_dir, data)
+    _check_training_request(config, data, distributed.world_size())
+    distributed.barrier()  # every rank has checked the run folder before rank 0 writes to it
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves nothing behind
+        write_text(run_dir / "config.yaml", dump_yaml(config))
+        _write_data_artifacts(run_dir, data)
     log.info("training on %d pairs of shape %s", len(data.pairs), tuple(data.pairs.shape[1:]))
     if config.mask_stage is not None:
         _train_mask_stage(config, data, run_dir, resume, quiet, mask_stage_from)

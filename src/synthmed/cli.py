@@ -46,6 +46,7 @@ def demo(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     config: Path = typer.Argument(None, help="Run YAML (may name a preset); omit with --preset."),
     preset: str = typer.Option(None, help="Built-in preset (see `synthmed presets`)."),
     quick: bool = typer.Option(False, help="Use the preset's CPU-sized 'quick' scale."),
@@ -58,6 +59,9 @@ def train(
     budget: str = typer.Option(
         None, help="Train for this wall time (90s, 20m, 1.5h) instead of train.steps."
     ),
+    nproc: int = typer.Option(
+        None, help="Train in N processes on this machine (relaunches under torchrun)."
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Train a generator on your data (or phantoms) into a run folder."""
@@ -65,6 +69,8 @@ def train(
 
     if config is None and preset is None:
         raise InputError("give a CONFIG.yaml or --preset NAME")
+    if nproc is not None and not dry_run:
+        sys.exit(_launch_torchrun(ctx, nproc))
     overrides = list(set_) + ([f"train.device={device}"] if device else [])
     overrides += [f"train.budget={budget}"] if budget else []
     cfg, base_dir = load_run_config(
@@ -77,6 +83,10 @@ def train(
 
     run_dir = out or Path("runs") / cfg.name
     result = api.train(cfg, run_dir, base_dir=base_dir, resume=resume, quiet=quiet)
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     typer.echo(
         f"trained {result.steps} steps in {result.seconds:.0f}s "
         f"({result.steps_per_second:.2f} steps/s); checkpoint: {result.checkpoint}"
@@ -148,6 +158,34 @@ def sample(
             f"near-copy filter: dropped {info['n_dropped']} of {info['n_before']} "
             f"(threshold {info['threshold']:.4g} = 1 - NCC, quantile {info['quantile']:g})"
         )
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def _launch_torchrun(ctx: typer.Context, nproc: int) -> int:
+    """``synthmed train ... --nproc N`` as ``python -m torch.distributed.run --standalone
+    --nproc-per-node N -m synthmed train ...``; returns the job's exit code."""
+    import os
+    import subprocess
+
+    if nproc < 1:
+        raise InputError(f"--nproc must be at least 1, got {nproc}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputError("--nproc inside a torchrun job: give it to torchrun, not to synthmed")
+    args = (ctx.find_root().obj or {}).get("argv", sys.argv[1:])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc-per-node", str(nproc), "-m", "synthmed", *_without_nproc(args)]
+    return subprocess.run(cmd).returncode
 
 
 def _parse_centre(text: str) -> list[float]:
@@ -267,8 +305,9 @@ def main(argv: list[str] | None = None) -> None:
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     usage_error = _click_exception_type()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = app(args=argv, prog_name="synthmed", standalone_mode=False)
+        code = app(args=argv, prog_name="synthmed", standalone_mode=False, obj={"argv": argv})
     except InputError as exc:
         typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)

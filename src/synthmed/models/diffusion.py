@@ -193,11 +193,20 @@ class DiffusionModel(GenerativeModel):
         rows: torch.Tensor,
         noise_rng: torch.Generator,
         classes: torch.Tensor | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> torch.Tensor:
-        """Mean-squared denoising loss on a batch of stored training rows."""
+        """Mean-squared denoising loss on a batch of stored training rows.
+
+        ``shard = (rank, world_size)``: ``rows`` are one rank's slice of a global batch of
+        ``world_size`` x ``len(rows)``; noise and timesteps are drawn for the global batch and
+        the rank keeps its slice (so N ranks draw what one process with the whole batch does).
+        """
         x0, condition = self.diffused(rows)
-        noise = torch.randn(x0.shape, generator=noise_rng).to(x0.device)
-        t = self.sample_timesteps(x0.shape[0], noise_rng).to(x0.device)
+        rank, world = shard
+        n = x0.shape[0]
+        keep = slice(rank * n, (rank + 1) * n)
+        noise = torch.randn((n * world, *x0.shape[1:]), generator=noise_rng)[keep].to(x0.device)
+        t = self.sample_timesteps(n * world, noise_rng)[keep].to(x0.device)
         pred = self.denoise(self.noisy(x0, noise, t), t, classes, condition)
         return F.mse_loss(pred.float(), self.target(x0, noise).float())
 

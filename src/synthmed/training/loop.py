@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from synthmed import __version__
+from synthmed import __version__, distributed
 from synthmed.checkpoints import load_checkpoint, save_checkpoint
 from synthmed.config.loading import config_hash, config_to_dict
 from synthmed.config.schema import RunConfig, TrainConfig, parse_budget
@@ -30,6 +30,7 @@ from synthmed.models.build import build_model, model_kwargs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
 from synthmed.training.budget import StepBudget, lr_factor
+from synthmed.training.ddp import DDPSwap
 from synthmed.training.diffaugment import AdaptiveAugmentProbability, CriticAugment
 from synthmed.training.ema import GeneratorEMA
 from synthmed.training.methods import METHODS, StepContext
@@ -219,10 +220,12 @@ def train_gan(
     """Train ``cfg.model`` on ``data`` into ``run_dir`` (checkpoints/, samples/, train_log.csv,
     train_summary.json): ``train.steps`` steps, or as many as ``train.budget`` allows."""
     tcfg = cfg.train
-    seed_everything(tcfg.seed)
-    device = resolve_device(tcfg.device)
+    seed_everything(tcfg.seed)  # the same on every rank: replicas start equal, rngs in step
+    device = distributed.local_device(resolve_device(tcfg.device))
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    quiet = quiet or not main
     kwargs = model_kwargs(cfg, data)
-    model = build_model(cfg.model.name, kwargs).to(device)
+    model = distributed.sync_batchnorm(build_model(cfg.model.name, kwargs).to(device), device)
     try:
         method = METHODS.get(tcfg.method)
     except KeyError as exc:
@@ -247,6 +250,8 @@ def train_gan(
         image_channels=data.image_channels,
         augment=make_augment(tcfg, rng),
         optimizers=optimizers,
+        rank=rank,
+        world_size=world,
     )
     ema = GeneratorEMA(model.generator, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     start, spent = 0, 0.0
@@ -255,10 +260,12 @@ def train_gan(
         start, spent = _restore(ctx, state, ema), float(state.get("budget_spent_s", 0.0))
         log.info("resumed %s at step %d", run_dir, start)
     budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
+    swap = _ddp_swap(model, ctx, device, world, tcfg.batch_size)
     grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
-    selector = make_selector(cfg, data, run_dir, model, device, start)
-    loss_log = _LossLog(run_dir / "train_log.csv", start)
-    tb = TensorBoardLogger(run_dir / "tensorboard")
+    # rank 0 alone writes: log, TensorBoard, grids, checkpoints, selection, summary
+    selector = make_selector(cfg, data, run_dir, model, device, start) if main else None
+    loss_log = _LossLog(run_dir / "train_log.csv", start) if main else None
+    tb = TensorBoardLogger(run_dir / "tensorboard") if main else None
     t0, losses, step = time.perf_counter(), {}, start
     total: int | None = None if budget else tcfg.steps
     bar_total = int(budget.seconds) if budget else tcfg.steps - start
@@ -268,25 +275,26 @@ def train_gan(
             while True:
                 step += 1
                 if budget is not None:
-                    total = budget.estimate_total(step) or total
+                    total = _agreed_total(budget.estimate_total(step) or total, device)
                 _set_lr(ctx, tcfg, method.lr_of, lr_factor(tcfg.lr_schedule, step, total))
-                out = method(ctx)
+                with swap:
+                    out = method(ctx)
                 if ema is not None:
                     ema.update(model.generator, step)
-                done = budget.exhausted() if budget is not None else step >= tcfg.steps
+                done = _done(budget, step, tcfg.steps, device)
                 if step % tcfg.log_every == 0 or done:
-                    losses = {k: float(v) for k, v in out.items()}
+                    losses = distributed.mean_losses({k: float(v) for k, v in out.items()}, device)
                     if ctx.augment is not None:
                         losses["augment_p"] = ctx.augment.p
-                    tb.log_scalars(step, losses)
-                    loss_log.write(
-                        {"step": step, "seconds": round(time.perf_counter() - t0, 2), **losses}
-                    )
+                    if main:
+                        tb.log_scalars(step, losses)
+                        seconds = round(time.perf_counter() - t0, 2)
+                        loss_log.write({"step": step, "seconds": seconds, **losses})
                     bar.advance(0, " ".join(f"{k}={v:.3g}" for k, v in list(losses.items())[:2]))
-                if step % tcfg.sample_every == 0 or done:
+                if main and (step % tcfg.sample_every == 0 or done):
                     path = run_dir / "samples" / f"step_{step:07d}.png"
                     _sample_grid(ctx, data, grid_inputs, path, tb, step, ema)
-                if step % tcfg.checkpoint_every == 0 and not done:
+                if main and step % tcfg.checkpoint_every == 0 and not done:
                     extra = _extra_state(ema, ctx, budget)
                     _save(ctx, run_dir, step, cfg, kwargs, data, extra, keep=True)
                 if selector is not None and selector.due(step, done):
@@ -309,18 +317,60 @@ def train_gan(
                     bar.advance(1)
                 if done:
                     break
-        extra = _extra_state(ema, ctx, budget)
-        last = _save(ctx, run_dir, step, cfg, kwargs, data, extra, keep=False)
+        last = run_dir / "checkpoints" / "last.pt"
+        if main:
+            extra = _extra_state(ema, ctx, budget)
+            last = _save(ctx, run_dir, step, cfg, kwargs, data, extra, keep=False)
     finally:
-        loss_log.close()
-        tb.close()
+        if main:
+            loss_log.close()
+            tb.close()
     seconds = time.perf_counter() - t0
     rate = (step - start) / seconds if seconds > 0 else 0.0
-    _write_summary(run_dir, tcfg, step, start, seconds, rate)
+    nets = [m for m in (model.generator, model.critic) if m is not None]
+    identical = distributed.replicas_identical(nets, device)
+    if main:
+        _write_summary(run_dir, tcfg, step, start, seconds, rate, world, identical)
+    distributed.barrier()  # every rank returns once the checkpoint and summary exist
+    if not identical:
+        raise RuntimeError("the ranks' networks differ after training (DDP out of step)")
     return TrainResult(run_dir, step, seconds, last, losses, rate)
 
 
-def _write_summary(run_dir: Path, tcfg: TrainConfig, step, start, seconds, rate) -> None:
+def _ddp_swap(model, ctx: StepContext, device, world: int, batch: int) -> DDPSwap | _NoSwap:
+    """The DDP versions of the networks the method trains (world size > 1), built after any
+    resume so every rank starts from the checkpoint's weights."""
+    if world == 1:
+        return _NoSwap()
+    log.info("global batch %d = %d per rank x %d ranks", batch * world, batch, world)
+    names = ["generator"] + (["critic"] if "d" in ctx.optimizers else [])
+    return DDPSwap(model, names, device)
+
+
+class _NoSwap:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _agreed_total(total: int | None, device) -> int | None:
+    """A budgeted run's estimated total steps (the lr schedule's horizon), rank 0's on all."""
+    (value,) = distributed.broadcast_values([-1.0 if total is None else float(total)], device)
+    return None if value < 0 else int(value)
+
+
+def _done(budget: StepBudget | None, step: int, steps: int, device) -> bool:
+    """Whether this step is the last; a wall-time budget is rank 0's clock on every rank."""
+    if budget is None:
+        return step >= steps
+    return bool(distributed.broadcast_values([float(budget.exhausted())], device)[0])
+
+
+def _write_summary(
+    run_dir: Path, tcfg: TrainConfig, step, start, seconds, rate, world=1, identical=True
+) -> None:
     """``train_summary.json``: the steps a run made and how fast (a budgeted run's steps are
     what repeats it exactly: ``train.steps`` = ``steps`` with no budget)."""
     from synthmed.atomic import write_json
@@ -332,6 +382,10 @@ def _write_summary(run_dir: Path, tcfg: TrainConfig, step, start, seconds, rate)
             "steps_this_process": step - start,
             "seconds_this_process": round(seconds, 2),
             "steps_per_second": round(rate, 3),
+            "world_size": world,
+            "batch_size_per_rank": tcfg.batch_size,
+            "global_batch_size": tcfg.batch_size * world,
+            "replicas_identical": identical,
             "budget": tcfg.budget,
             "lr_schedule": tcfg.lr_schedule,
             "ema_decay": tcfg.ema_decay,

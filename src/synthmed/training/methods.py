@@ -91,6 +91,8 @@ class StepContext:
     image_channels: int = 1  # data[:, :image_channels] is the image, the rest label channels
     augment: CriticAugment | None = None  # DiffAugment on every critic input (train.diffaugment)
     optimizers: Optimizers = field(default_factory=dict)
+    rank: int = 0  # under torchrun: this process's rank and the number of ranks
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         if not self.optimizers:
@@ -116,9 +118,22 @@ def observe_real(ctx: StepContext, real_scores: torch.Tensor) -> None:
         ctx.augment.observe(real_scores)
 
 
+def this_rank(ctx: StepContext, drawn: torch.Tensor) -> torch.Tensor:
+    """This rank's rows of a draw made for the global batch (``world_size`` x the per-rank
+    rows, from the generator every rank holds in the same state).
+
+    Every random draw of a step is made for the global batch and sliced, so the ranks see
+    disjoint slices of one draw, their generators stay in step, and N ranks x batch B draw
+    exactly what one process with batch N x B draws.
+    """
+    n = drawn.shape[0] // ctx.world_size
+    return drawn[ctx.rank * n : (ctx.rank + 1) * n]
+
+
 def real_batch_indices(ctx: StepContext) -> torch.Tensor:
     """Random row indices (drawn on CPU from the run's generator, so resume is exact)."""
-    idx = torch.randint(ctx.data.shape[0], (ctx.cfg.batch_size,), generator=ctx.rng)
+    size = (ctx.cfg.batch_size * ctx.world_size,)
+    idx = this_rank(ctx, torch.randint(ctx.data.shape[0], size, generator=ctx.rng))
     return idx.to(ctx.data.device)
 
 
@@ -133,7 +148,8 @@ def _real_batch(ctx: StepContext) -> torch.Tensor:
 
 def latent(ctx: StepContext, n: int) -> torch.Tensor:
     """Standard-normal latents drawn from the run's generator, moved to the device."""
-    return torch.randn(n, ctx.model.latent_dim, generator=ctx.rng).to(ctx.device)
+    z = torch.randn(n * ctx.world_size, ctx.model.latent_dim, generator=ctx.rng)
+    return this_rank(ctx, z).to(ctx.device)
 
 
 @method("wgan_gp")
@@ -148,7 +164,8 @@ def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     for _ in range(cfg.n_critic):
         real = _real_batch(ctx)
         z = latent(ctx, real.shape[0])
-        alpha = torch.rand(real.shape[0], generator=ctx.rng).to(ctx.device)
+        alpha = torch.rand(real.shape[0] * ctx.world_size, generator=ctx.rng)
+        alpha = this_rank(ctx, alpha).to(ctx.device)
         with torch.no_grad(), ctx.autocast():
             fake = gen(z).float()
         real, fake = critic_view(ctx, real), critic_view(ctx, fake)
@@ -156,7 +173,10 @@ def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
             real_scores, fake_scores = critic(real).float(), critic(fake).float()
         observe_real(ctx, real_scores)
         loss_w = wasserstein_critic_loss(real_scores, fake_scores)
-        gp = gradient_penalty(critic, real, fake, alpha=alpha)  # fp32: the penalty is sensitive
+        # fp32: the penalty is sensitive. Under DDP ``critic`` is the DDP critic: the penalty's
+        # autograd.grad is w.r.t. the inputs only, and its parameter gradients reach DDP's
+        # all-reduce in the single backward below (training/ddp.py, DDPSwap)
+        gp = gradient_penalty(critic, real, fake, alpha=alpha)
         ctx.opt_d.zero_grad(set_to_none=True)
         (loss_w + cfg.gp_lambda * gp).backward()
         ctx.opt_d.step()

@@ -18,6 +18,7 @@ from synthmed.training.methods import (
     method,
     model_rows,
     real_batch_indices,
+    this_rank,
 )
 
 
@@ -35,7 +36,8 @@ def dropped_classes(ctx: StepContext, idx: torch.Tensor) -> torch.Tensor | None:
     p = float(ctx.cfg.options.get("class_dropout", 0.1))
     if not 0.0 <= p < 1.0:
         raise ValueError(f"train.options.class_dropout must be in [0, 1), got {p}")
-    drop = (torch.rand(len(idx), generator=ctx.rng) < p).to(ctx.device)
+    drop = this_rank(ctx, torch.rand(len(idx) * ctx.world_size, generator=ctx.rng) < p)
+    drop = drop.to(ctx.device)
     classes = ctx.classes[idx]
     return torch.where(drop, torch.full_like(classes, ctx.model.num_classes), classes)
 
@@ -47,7 +49,7 @@ def diffusion_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     rows = model_rows(ctx, ctx.data[idx])
     classes = dropped_classes(ctx, idx)
     with ctx.autocast():
-        loss = ctx.model.loss(rows, ctx.rng, classes)
+        loss = ctx.model.loss(rows, ctx.rng, classes, shard=(ctx.rank, ctx.world_size))
     opt = ctx.optimizers["g"]
     opt.zero_grad(set_to_none=True)
     loss.backward()

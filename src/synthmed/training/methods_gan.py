@@ -27,6 +27,7 @@ from synthmed.training.methods import (
     model_rows,
     observe_real,
     real_batch_indices,
+    this_rank,
 )
 
 
@@ -117,7 +118,8 @@ def dcgan_step(ctx: StepContext) -> dict[str, torch.Tensor]:
 
 def _sample_classes(ctx: StepContext, n: int) -> torch.Tensor:
     """Uniform fake classes drawn on CPU from the run's generator (exact resume)."""
-    return torch.randint(ctx.model.num_classes, (n,), generator=ctx.rng).to(ctx.device)
+    drawn = torch.randint(ctx.model.num_classes, (n * ctx.world_size,), generator=ctx.rng)
+    return this_rank(ctx, drawn).to(ctx.device)
 
 
 def _acgan_d_steps(ctx: StepContext, aux_weight: float) -> dict[str, torch.Tensor]:

@@ -1,0 +1,73 @@
+"""DistributedDataParallel for the networks a method trains, swapped in for each step only.
+
+Methods call ``ctx.model.generator`` and ``ctx.model.critic``; :class:`DDPSwap` puts their
+DDP versions in those places for the duration of a step and the plain modules back after it,
+so EMA, sample grids, checkpoints and the selector keep seeing the plain networks (no
+``module.`` prefixes, no collectives on rank 0 alone).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+class _FrozenBypass(nn.Module):
+    """A DDP network that is called through its plain module while its parameters are frozen.
+
+    Methods freeze the critic (``requires_grad_(False)``) for the generator step. A DDP forward
+    with gradients enabled prepares its reducer for a backward that would then bring no
+    gradients for its parameters, and the next step fails ("expected to have finished
+    reduction"); the frozen network needs no gradient sync, so it runs unwrapped. Other
+    attributes (e.g. SPADE's ``forward_with_features``, only called frozen) come from the plain
+    module.
+    """
+
+    def __init__(self, ddp: DistributedDataParallel) -> None:
+        super().__init__()
+        self.ddp = ddp
+
+    def forward(self, *args, **kwargs):
+        first = next(self.ddp.module.parameters())
+        return (self.ddp if first.requires_grad else self.ddp.module)(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.ddp.module, name)
+
+
+class DDPSwap:
+    """``with swap:`` the model's trained networks are their DDP versions.
+
+    Args:
+        model: the generative model (``generator`` / ``critic`` attributes).
+        names: the attributes to wrap (those the method's optimisers train).
+        device: the rank's device (``device_ids`` for CUDA).
+
+    The WGAN-GP gradient penalty runs through the DDP critic: ``autograd.grad`` there is
+    taken with respect to the interpolated *inputs* only, so no parameter gradient is
+    accumulated and DDP's hooks stay idle; the penalty's parameter gradients arrive in the
+    step's single ``backward`` together with the Wasserstein term, each parameter's
+    accumulated gradient is all-reduced once, and the average over ranks of the per-rank mean
+    is the gradient of the global-batch mean (the 2 x B vs 1 x 2B test checks this).
+    """
+
+    def __init__(self, model: nn.Module, names: list[str], device) -> None:
+        self.model = model
+        ids = [device.index or 0] if device.type == "cuda" else None
+        self.plain = {n: getattr(model, n) for n in names}
+        self.wrapped = {
+            n: _FrozenBypass(DistributedDataParallel(m, device_ids=ids))
+            for n, m in self.plain.items()
+        }
+
+    def __enter__(self) -> DDPSwap:
+        for name, module in self.wrapped.items():
+            setattr(self.model, name, module)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, module in self.plain.items():
+            setattr(self.model, name, module)

@@ -1,0 +1,110 @@
+"""Training under torchrun on CPU (gloo): 2 ranks x batch B train exactly what 1 process with
+batch 2B trains, the ranks stay identical, and rank 0 alone writes the run folder."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthmed import api
+from synthmed.checkpoints import load_checkpoint
+from synthmed.config.loading import load_run_config
+from tests.training.test_training import TINY
+
+DIFFUSION = [
+    "model.name=diffusion_pairs",
+    "train.method=diffusion",
+    "model.options={channels: [4, 8], attention: [false, true], sample_steps: 2}",
+]
+METHODS = {"wgan_gp": [], "diffusion": DIFFUSION}
+
+
+def _overrides(method: str, steps: int, batch: int) -> list[str]:
+    return (
+        TINY
+        + METHODS[method]
+        + [
+            f"train.steps={steps}",
+            f"train.batch_size={batch}",
+            "train.checkpoint_every=100",
+        ]
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(run: Path, overrides: list[str], resume: bool = False) -> None:
+    """``synthmed train`` in 2 gloo processes (``python -m torch.distributed.run``)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    cmd += ["--master-port", str(_free_port()), "-m", "synthmed", "train", "--preset", "demo-gan"]
+    cmd += [a for o in overrides for a in ("--set", o)] + ["--out", str(run), "--quiet"]
+    cmd += ["--resume"] if resume else []
+    src = str(Path(api.__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def _one_process(run: Path, overrides: list[str], resume: bool = False) -> None:
+    cfg, _ = load_run_config(None, preset="demo-gan", overrides=overrides)  # as the CLI does
+    api.train(cfg, run, resume=resume, quiet=True)
+
+
+def _log(run: Path) -> list[dict[str, float]]:
+    with (run / "train_log.csv").open(newline="") as fh:
+        return [{k: float(v) for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+
+
+def _assert_same_training(a: Path, b: Path) -> None:
+    log_a, log_b = _log(a), _log(b)
+    assert [r["step"] for r in log_a] == [r["step"] for r in log_b]
+    for ra, rb in zip(log_a, log_b, strict=True):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-5), (ra["step"], key)
+    sa, sb = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (a, b))
+    assert sa["step"] == sb["step"]
+    for net in ("generator", "critic"):
+        for key, value in sa.get(net, {}).items():
+            if value.is_floating_point():
+                # atol 1e-4 = lr / 5: Adam divides a near-zero gradient (e.g. a zero-initialised
+                # conv's bias) by its own size, so summation-order noise moves such a weight
+                # by up to ~lr / 10; a missing gradient sync moves most weights by ~lr per step
+                torch.testing.assert_close(value, sb[net][key], rtol=1e-4, atol=1e-4)
+            else:
+                assert torch.equal(value, sb[net][key]), key
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_two_ranks_train_what_one_process_with_twice_the_batch_trains(tmp_path, method):
+    two, one = tmp_path / "two", tmp_path / "one"
+    _torchrun(two, _overrides(method, steps=3, batch=2))
+    _one_process(one, _overrides(method, steps=3, batch=4))
+    _assert_same_training(two, one)
+    summary = json.loads((two / "train_summary.json").read_text())
+    assert summary["replicas_identical"] is True  # all ranks' parameters compared bitwise
+    assert (summary["world_size"], summary["global_batch_size"]) == (2, 4)
+    assert len(_log(two)) == 3  # rank 0 alone logs: one row per step
+
+
+def test_two_rank_run_resumes_in_one_process(tmp_path):
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    _torchrun(resumed, _overrides("wgan_gp", steps=2, batch=2))
+    ckpts = sorted(p.name for p in (resumed / "checkpoints").iterdir())
+    assert ckpts == ["last.pt"] and not list(resumed.rglob("*.tmp*"))
+    assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 2
+    _one_process(resumed, _overrides("wgan_gp", steps=3, batch=4), resume=True)
+    _one_process(straight, _overrides("wgan_gp", steps=3, batch=4))
+    assert [int(r["step"]) for r in _log(resumed)] == [1, 2, 3]
+    _assert_same_training(resumed, straight)
