@@ -65,10 +65,10 @@ def _check_training_request(config: RunConfig, data, world_size: int = 1) -> Non
             if rows == 0:
                 raise InputError(f"train.per_class: image class {k} has no training images")
     elif config.train.batch_size * world_size > len(data.pairs):
+        ranks = f" x {world_size} ranks" if world_size > 1 else ""
         raise InputError(
-            f"train.batch_size {config.train.batch_size} x {world_size} rank(s) is larger "
-            "than the training set "
-            f"({len(data.pairs)} rows: patches or images); lower train.batch_size or add data"
+            f"train.batch_size {config.train.batch_size}{ranks} is larger than the training "
+            f"set ({len(data.pairs)} rows: patches or images); lower train.batch_size or add data"
         )
     stage = config.mask_stage
     if stage is not None:
