@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -99,3 +101,12 @@ def init_dcgan_weights(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm3d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def resize_channels(channels: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """(N, C, *S) -> (N, C, *size) by (tri)linear interpolation; identity when S == size
+    (a cascade's stage-I label channels, trained smaller than the translator's images)."""
+    if tuple(channels.shape[2:]) == tuple(size):
+        return channels
+    mode = "bilinear" if channels.dim() == 4 else "trilinear"
+    return F.interpolate(channels, size=tuple(size), mode=mode, align_corners=False)

@@ -32,7 +32,7 @@ from torch import nn
 
 from synthmed.data.pairs import onehot_condition
 from synthmed.models.base import GenerativeModel
-from synthmed.models.blocks import check_spatial_dims
+from synthmed.models.blocks import check_spatial_dims, resize_channels
 from synthmed.models.registry import MODELS
 
 SCHEDULES = ("rflow", "ddpm")
@@ -264,10 +264,7 @@ class DiffusionModel(GenerativeModel):
 
     def to_output_size(self, channels: torch.Tensor) -> torch.Tensor:
         """Channels at the training size -> ``output_size`` (a cascade's stage-I masks)."""
-        if tuple(channels.shape[2:]) == self.output_size:
-            return channels
-        mode = "bilinear" if channels.dim() == 4 else "trilinear"
-        return F.interpolate(channels, size=self.output_size, mode=mode, align_corners=False)
+        return resize_channels(channels, self.output_size)
 
 
 class DiffusionPairs(DiffusionModel):

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from synthmed.data.pairs import decode_pairs
 from synthmed.models.base import GenerativeModel
+from synthmed.models.blocks import resize_channels
 from synthmed.models.registry import MODELS
 from synthmed.models.wgan import PairCritic, PairGenerator
 
@@ -91,10 +91,7 @@ class MaskGANModel(GenerativeModel):
 
     def to_output_size(self, channels: torch.Tensor) -> torch.Tensor:
         """Channels at the training size -> at ``output_size`` (identity when they match)."""
-        if tuple(channels.shape[2:]) == self.output_size:
-            return channels
-        mode = "bilinear" if channels.dim() == 4 else "trilinear"
-        return F.interpolate(channels, size=self.output_size, mode=mode, align_corners=False)
+        return resize_channels(channels, self.output_size)
 
     forward = generate
 
