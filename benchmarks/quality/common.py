@@ -66,6 +66,8 @@ def seed_metrics(metrics: dict, metric: str = "dice_mean") -> dict:
         "agreement": (agree.get("synthetic") or {}).get("dice_mean"),
         "agreement_real_val": (agree.get("real_validation") or {}).get("dice_mean"),
         "near_copy_rate": priv.get("fraction_flagged"),
+        # every protocol the task ran (real+classic-aug, real+synthetic:R, ...), same metric
+        **{f"arm:{name}": arm[metric] for name, arm in arms.items()},
     }
 
 
@@ -164,6 +166,50 @@ def _paired_lines(rows: list[dict], key: str = "synthetic_only") -> list[str]:
     return out
 
 
+# Within-row comparisons of two protocols, paired on seed (same U-Net seed and real rows):
+# what the issue's LGG / BUSI targets ask (real+synthetic against real+classic-aug / real).
+ARM_COMPARISONS = [
+    ("real+synthetic:2", "real+classic-aug"),
+    ("real+synthetic:2+classic-aug", "real+classic-aug"),
+    ("real+synthetic:2", "real"),
+    ("real+classic-aug", "real"),
+]
+
+
+def _arm_names(rows: list[dict]) -> list[str]:
+    names = dict.fromkeys(
+        k.removeprefix("arm:") for r in rows for p in r["per_seed"] for k in p if k[:4] == "arm:"
+    )
+    return [n for n in names if n not in ("real", "synthetic")]
+
+
+def _arm_lines(rows: list[dict]) -> list[str]:
+    """Per-protocol table and paired protocol differences, for tasks that run more than
+    real and synthetic-only."""
+    names = _arm_names(rows)
+    if not names:
+        return []
+    out = ["", "All protocols (downstream metric on the real test split):", ""]
+    out += ["| variant | real | " + " | ".join(names) + " | synthetic-only |"]
+    out += ["|---|---|" + "---|" * (len(names) + 1)]
+    for row in rows:
+        cells = [_cell(row["summary"], f"arm:{n}") for n in ["real", *names, "synthetic"]]
+        out.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    out += ["", "Paired on seed within each row (mean [95% bootstrap CI]):", ""]
+    for row in rows:
+        for a, b in ARM_COMPARISONS:
+            diffs = [
+                p[f"arm:{a}"] - p[f"arm:{b}"]
+                for p in row["per_seed"]
+                if p.get(f"arm:{a}") is not None and p.get(f"arm:{b}") is not None
+            ]
+            if diffs:
+                low, high = bootstrap_ci(diffs)
+                mean = sum(diffs) / len(diffs)
+                out.append(f"- {row['variant']}: {a} - {b}: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+    return out
+
+
 def render(task: str) -> Path:
     """Rewrite ``results/<task>.md`` from its JSON."""
     payload = json.loads((RESULTS / f"{task}.json").read_text())
@@ -202,6 +248,7 @@ def markdown(payload: dict) -> str:
             f"{row['date']} | {row['machine']} | {row['budget']} | `{row['command']}` |"
         )
     lines += _paired_lines(payload["rows"])
+    lines += _arm_lines(payload["rows"])
     notes = [f"- {row['variant']}: {row['note']}" for row in payload["rows"] if row.get("note")]
     if notes:
         lines += ["", *notes]

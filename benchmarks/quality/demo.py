@@ -31,15 +31,42 @@ from synthmed.config import load_run_config, resolve_config  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# LGG tasks (Shin / Platscher): a translator from anatomy + tumour label maps to FLAIR slices,
+# trained on 2 or 5 patients; the U-Net is trained on those patients' real slices with and
+# without classic augmentation and with synthetic slices made from their lesion-edited maps.
+LGG_PROTOCOLS = (
+    "[real, real+classic-aug, real+synthetic:2, real+synthetic:2+classic-aug, synthetic-only]"
+)
+LGG_TASKS = {"lgg2": "lgg_2patients.json", "lgg5": "lgg_5patients.json"}
+TASKS = ["demo", "drive", *LGG_TASKS]
+
+
 def task_config(task: str, overrides: list[str], preset: str = "demo"):
     """(config, base folder for relative data paths) of a benchmark task (``preset``: the
-    demo task's preset; ``demo-gan`` is the GAN demo, which was ``demo`` before 2026-12-01)."""
+    generator of the demo and LGG tasks; ``demo-gan`` is the GAN demo, which was ``demo``
+    before 2026-12-01; LGG: shin2018-pix2pix, platscher2021-spade, diffusion-mask-to-image)."""
     if task == "demo":
         return resolve_config({"name": "demo"}, preset=preset, overrides=overrides), None
     if task == "drive":
         example = ROOT / "examples" / "drive_wgan_gp_sn_quick.yaml"
         return load_run_config(example, quick=True, overrides=overrides)
-    raise SystemExit(f"unknown task '{task}' (demo, drive)")
+    if task in LGG_TASKS:
+        split = Path(__file__).resolve().parent / "splits" / LGG_TASKS[task]
+        task_overrides = [
+            f"name={task}",
+            f"data.split.file={split}",
+            "sample.n=256",
+            "sample.label_source=train",
+            "sample.edit_lesions=true",
+            f"evaluate.utility.protocols={LGG_PROTOCOLS}",
+            "evaluate.utility.steps=600",
+            "evaluate.utility.patience=4",
+        ]
+        data = ROOT / "examples" / "data" / "lgg_flair_anatomy.yaml"
+        return load_run_config(
+            None, preset=preset, quick=True, overrides=task_overrides + overrides, data_file=data
+        )
+    raise SystemExit(f"unknown task '{task}' ({', '.join(TASKS)})")
 
 
 def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str) -> dict:
@@ -59,8 +86,10 @@ def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="demo", choices=["demo", "drive"])
-    parser.add_argument("--preset", default="demo", help="demo task: demo | demo-gan | ...")
+    parser.add_argument("--task", default="demo", choices=TASKS)
+    parser.add_argument(
+        "--preset", default=None, help="demo: demo | demo-gan; lgg: shin2018-pix2pix | ..."
+    )
     parser.add_argument("--variant", required=True, help="row label, e.g. before / after")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -68,10 +97,11 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--work", type=Path, default=None, help="run folders (default /tmp)")
     args = parser.parse_args()
+    preset = args.preset or ("shin2018-pix2pix" if args.task in LGG_TASKS else "demo")
     work = args.work or Path(f"/tmp/synthmed-quality-{args.task}")
     per_seed = []
     for seed in args.seeds:
-        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, args.preset))
+        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, preset))
         print(per_seed[-1], flush=True)
     command = "python benchmarks/quality/demo.py " + shlex.join(sys.argv[1:])
     budget = args.budget or next(
@@ -79,7 +109,7 @@ def main() -> None:
         "fixed steps (task config)",
     )
     row = row_header(args.task, args.variant, command, budget, args.overrides)
-    row["preset"] = args.preset if args.task == "demo" else "task config"
+    row["preset"] = preset if args.task != "drive" else "task config"
     row.update(seeds=args.seeds, per_seed=per_seed, summary=aggregate(per_seed))
     if args.note:
         row["note"] = args.note
