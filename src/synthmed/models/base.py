@@ -73,6 +73,13 @@ class GenerativeModel(nn.Module, ABC):
         self.spatial_dims = spatial_dims
         self.num_classes = num_classes
 
+    @property
+    def ema_start(self) -> int:
+        """Training steps before the generator's averaged weights start to train (the EMA's
+        ramp-up counts from here); 0 except for models trained in phases (latent diffusion:
+        the autoencoder's steps)."""
+        return 0
+
     def sample_latent(
         self,
         n: int,

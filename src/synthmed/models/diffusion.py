@@ -17,6 +17,11 @@ so that each declares what synthesis needs (see :mod:`synthmed.models.base`):
 The starting noise of sample ``i`` is its latent ``z`` (``latent_dim`` = channels x voxels),
 drawn from the sample's own seed, and every sampler step is deterministic (rectified-flow
 Euler, DDIM with eta 0), so the same seed gives the same sample whatever the batch.
+
+``latent`` (option): diffuse in the latent space of an autoencoder trained first in the same
+run (:mod:`synthmed.models.latent`, latent diffusion) instead of on the data's own grid: for
+images from 128^2 and for volumes. The codec lives in the generator module, so the EMA copy,
+checkpoints and packages carry it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from torch import nn
 from synthmed.data.pairs import onehot_condition
 from synthmed.models.base import GenerativeModel
 from synthmed.models.blocks import check_spatial_dims, resize_channels
+from synthmed.models.latent import LatentCodec
 from synthmed.models.registry import MODELS
 
 SCHEDULES = ("rflow", "ddpm")
@@ -56,8 +62,10 @@ class Denoiser(nn.Module):
         num_res_blocks: int,
         norm_num_groups: int,
         num_class_embeds: int | None = None,
+        codec: LatentCodec | None = None,
     ) -> None:
         super().__init__()
+        self.codec = codec  # latent diffusion: the data <-> latent autoencoder, else None
         self.unet = DiffusionModelUNet(
             spatial_dims=spatial_dims,
             in_channels=in_channels,
@@ -97,6 +105,7 @@ class DiffusionModel(GenerativeModel):
         guidance_scale: float = 1.0,
         timestep_sampling: str = "logit-normal",
         output_size: tuple[int, ...] | None = None,
+        noise_shape: tuple[int, ...] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(generator, None, **kwargs)
@@ -110,6 +119,8 @@ class DiffusionModel(GenerativeModel):
         self.num_train_timesteps = int(num_train_timesteps)
         self.timestep_sampling = timestep_sampling
         self.output_size = tuple(output_size) if output_size else tuple(self.spatial_size)
+        # what the U-Net denoises: (channels, *grid); the data's grid, or the latent grid
+        self.noise_shape = tuple(noise_shape or (self.diffused_channels, *self.spatial_size))
         self.sample_steps = 20
         self.guidance_scale = 1.0
         self.configure_sampling(steps=sample_steps, guidance_scale=guidance_scale)
@@ -127,8 +138,36 @@ class DiffusionModel(GenerativeModel):
         return self.generated_channels(self.image_channels, self.label_channels)
 
     def diffused(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Stored training rows -> (what is diffused, condition channels or None)."""
+        """Stored training rows -> (what is diffused, condition channels or None), on the
+        data's grid (latent models encode them: :meth:`to_latent`)."""
         return rows, None
+
+    # -- latent diffusion -----------------------------------------------------------------
+    @property
+    def codec(self) -> LatentCodec | None:
+        """The latent autoencoder of the generator in use (the EMA copy when sampling)."""
+        return getattr(self.generator, "codec", None)
+
+    @property
+    def ema_start(self) -> int:
+        codec = self.codec
+        return 0 if codec is None else codec.train_steps
+
+    def to_latent(
+        self, x: torch.Tensor, condition: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the U-Net sees: ``x`` encoded and the condition averaged to the latent grid
+        (identity without a codec)."""
+        codec = self.codec
+        if codec is None:
+            return x, condition
+        cond = None if condition is None else codec.condition_at_latent_size(condition)
+        return codec.encode(x), cond
+
+    def from_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """A finished sample back on the data's grid, clamped to [-1, 1]."""
+        codec = self.codec
+        return (x if codec is None else codec.decode(x)).clamp(-1, 1)
 
     def to_pairs(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         """A finished sample (+ its condition) in the pair layout."""
@@ -194,14 +233,17 @@ class DiffusionModel(GenerativeModel):
         noise_rng: torch.Generator,
         classes: torch.Tensor | None = None,
         shard: tuple[int, int] = (0, 1),
+        encoded: tuple[torch.Tensor, torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """Mean-squared denoising loss on a batch of stored training rows.
 
         ``shard = (rank, world_size)``: ``rows`` are one rank's slice of a global batch of
         ``world_size`` x ``len(rows)``; noise and timesteps are drawn for the global batch and
         the rank keeps its slice (so N ranks draw what one process with the whole batch does).
+        ``encoded``: ``to_latent(*diffused(rows))`` computed beforehand (latent models cache
+        the training set's latents once the autoencoder is frozen), else computed here.
         """
-        x0, condition = self.diffused(rows)
+        x0, condition = encoded or self.to_latent(*self.diffused(rows))
         rank, world = shard
         n = x0.shape[0]
         keep = slice(rank * n, (rank + 1) * n)
@@ -213,7 +255,7 @@ class DiffusionModel(GenerativeModel):
     # -- sampling ---------------------------------------------------------------------
     def initial_noise(self, z: torch.Tensor) -> torch.Tensor:
         """Per-sample latents ``(N, latent_dim)`` -> starting noise ``(N, C, *S)``."""
-        return z.view(z.shape[0], self.diffused_channels, *self.spatial_size)
+        return z.view(z.shape[0], *self.noise_shape)
 
     def _prediction(self, x, t, classes, condition) -> torch.Tensor:
         tt = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
@@ -241,22 +283,26 @@ class DiffusionModel(GenerativeModel):
                 v = self._prediction(x, t, classes, condition)
                 x, _ = sched.step(v, t, x, t_next)
         else:
-            sched = DDIMScheduler(
-                self.num_train_timesteps, schedule="scaled_linear_beta", clip_sample=True
+            sched = DDIMScheduler(  # x0 in [-1, 1] on the data grid; latents are unbounded
+                self.num_train_timesteps,
+                schedule="scaled_linear_beta",
+                clip_sample=self.codec is None,
             )
             sched.set_timesteps(self.sample_steps, device=x.device)
             for t in sched.timesteps.tolist():
                 eps = self._prediction(x, t, classes, condition)
                 x, _ = sched.step(eps, t, x, eta=0.0)
-        return x.clamp(-1, 1)
+        return x
 
     def synthesize(self, z=None, classes=None, condition=None) -> torch.Tensor:
         """Samples in the pair layout (see :mod:`synthmed.models.base`) from latents ``z``."""
         if z is None:
             raise ValueError("a diffusion model needs latents z (the starting noise)")
         cond_in = None if condition is None else self.condition_input(condition)
+        if cond_in is not None and self.codec is not None:
+            cond_in = self.codec.condition_at_latent_size(cond_in)
         x = self.run_sampler(self.initial_noise(z), classes, cond_in)
-        return self.to_pairs(x, condition)
+        return self.to_pairs(self.from_latent(x), condition)
 
     def condition_input(self, condition: torch.Tensor) -> torch.Tensor:
         """Condition channels fed to the denoiser (translators: the one-hot map in [-1, 1])."""
@@ -322,6 +368,31 @@ class DiffusionMask(DiffusionModel):
         return torch.cat([labels.new_full(shape, -1.0), labels], dim=1)
 
 
+LATENT_KEYS = ("channels", "widths", "num_res_blocks", "norm_groups", "steps", "kl_weight")
+
+
+def _codec(latent: dict | None, spatial_dims: int, data_channels: int) -> LatentCodec | None:
+    """The latent autoencoder asked for by the ``latent`` option (None: diffuse the data)."""
+    if not latent:
+        return None
+    if not isinstance(latent, dict):
+        raise ValueError(f"model.options.latent must be a mapping ({', '.join(LATENT_KEYS)})")
+    unknown = sorted(set(latent) - set(LATENT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown model.options.latent key(s) {unknown}; known: {LATENT_KEYS}")
+    widths = tuple(int(w) for w in latent.get("widths", (32, 64, 64)))
+    return LatentCodec(
+        spatial_dims,
+        data_channels,
+        latent_channels=int(latent.get("channels", 4)),
+        widths=widths,
+        num_res_blocks=int(latent.get("num_res_blocks", 1)),
+        norm_groups=int(latent.get("norm_groups", math.gcd(*widths, 16))),
+        steps=int(latent.get("steps", 500)),
+        kl_weight=float(latent.get("kl_weight", 1e-6)),
+    )
+
+
 def _default_channels(base_channels: int, spatial_size: tuple[int, ...]) -> tuple[int, ...]:
     """Widths per level: base, 2x base, 2x base (three levels, two downsamplings) for small
     inputs, one level more from 128 voxels a side."""
@@ -348,37 +419,43 @@ def _build(
     guidance_scale: float = 1.0,
     timestep_sampling: str = "logit-normal",
     output_size: tuple[int, ...] | None = None,
+    latent: dict | None = None,
     **_ignored,  # latent_dim / kernel_size of the shared model config: set by the family here
 ) -> DiffusionModel:
     check_spatial_dims(spatial_dims)
     size = tuple(int(s) for s in spatial_size)
     if len(size) != spatial_dims:
         raise ValueError(f"spatial_size {size} must have {spatial_dims} entries (spatial_dims)")
-    widths = tuple(channels) if channels else _default_channels(base_channels, size)
-    if any(s % 2 ** (len(widths) - 1) for s in size):
+    out_channels = cls.generated_channels(image_channels, label_channels)
+    if out_channels < 1:
+        raise ValueError(f"{cls.kind} has no channels to generate for these data")
+    codec = _codec(latent, spatial_dims, out_channels)
+    grid = size if codec is None else codec.latent_size(size)
+    widths = tuple(channels) if channels else _default_channels(base_channels, grid)
+    if any(s % 2 ** (len(widths) - 1) for s in grid):
+        where = "spatial_size" if codec is None else f"latent grid (spatial_size / {codec.factor})"
         raise ValueError(
-            f"spatial_size {size} must be divisible by {2 ** (len(widths) - 1)} "
+            f"{where} {grid} must be divisible by {2 ** (len(widths) - 1)} "
             f"({len(widths)} U-Net levels)"
         )
     groups = norm_groups or math.gcd(*widths, 16)
     attn = tuple(attention) if attention else (False,) * (len(widths) - 1) + (True,)
     if len(attn) != len(widths):
         raise ValueError(f"attention needs one entry per level ({len(widths)}), got {attn}")
-    out_channels = cls.generated_channels(image_channels, label_channels)
-    in_channels = out_channels + (label_channels + 1 if cls.needs_condition else 0)
-    if out_channels < 1:
-        raise ValueError(f"{cls.kind} has no channels to generate for these data")
+    noised = out_channels if codec is None else codec.latent_channels
+    in_channels = noised + (label_channels + 1 if cls.needs_condition else 0)
     if cls.needs_classes and num_classes < 2:
         raise ValueError(f"{cls.kind} needs image-level classes (>= 2), got {num_classes}")
     generator = Denoiser(
         spatial_dims,
         in_channels,
-        out_channels,
+        noised,
         widths,
         attn,
         int(num_res_blocks),
         int(groups),
         num_class_embeds=num_classes + 1 if cls.needs_classes else None,
+        codec=codec,
     )
     return cls(
         generator,
@@ -388,7 +465,8 @@ def _build(
         guidance_scale=guidance_scale,
         timestep_sampling=timestep_sampling,
         output_size=None if output_size is None else tuple(int(s) for s in output_size),
-        latent_dim=out_channels * math.prod(size),
+        noise_shape=(noised, *grid),
+        latent_dim=noised * math.prod(grid),
         image_channels=image_channels,
         label_channels=label_channels,
         spatial_size=size,
@@ -404,7 +482,10 @@ def build_diffusion_pairs(**kwargs) -> DiffusionModel:
     Options (``model.options``): ``channels`` (U-Net widths per level; default from
     ``base_channels``), ``attention`` (per level; default: the deepest only),
     ``num_res_blocks`` (1), ``schedule`` (``rflow`` | ``ddpm``), ``num_train_timesteps``
-    (1000), ``sample_steps`` (20), ``timestep_sampling`` (``logit-normal`` | ``uniform``).
+    (1000), ``sample_steps`` (20), ``timestep_sampling`` (``logit-normal`` | ``uniform``),
+    ``latent`` (latent diffusion: ``{channels: 4, widths: [32, 64, 64], steps: 500,
+    kl_weight: 1e-6, num_res_blocks: 1}``; the autoencoder downsamples by 2^(len(widths)-1)
+    per axis and trains for ``steps`` steps before the diffusion U-Net starts).
     """
     return _build(DiffusionPairs, **kwargs)
 

@@ -31,7 +31,10 @@ class GeneratorEMA:
     """A frozen copy of the generator whose parameters track the trained ones.
 
     Floating-point parameters are averaged; buffers (batch-norm running statistics) are
-    copied from the trained generator, since an average of running averages has no meaning.
+    copied from the trained generator, since an average of running averages has no meaning;
+    so are frozen parameters (``requires_grad`` off in the trained generator: a latent
+    diffusion model's autoencoder after its training phase), which the U-Net was trained
+    against and which must not be mixed with their earlier values.
     """
 
     def __init__(self, generator: nn.Module, decay: float) -> None:
@@ -42,10 +45,14 @@ class GeneratorEMA:
     @torch.no_grad()
     def update(self, generator: nn.Module, step: int) -> None:
         d = ema_decay(step, self.decay)
-        ema_params = [p for p in self.module.parameters() if p.is_floating_point()]
-        params = [p.detach() for p in generator.parameters() if p.is_floating_point()]
-        if ema_params:
-            torch._foreach_lerp_(ema_params, params, 1.0 - d)  # ema += (1 - d) (param - ema)
+        averaged, frozen = [], []
+        for e, p in zip(self.module.parameters(), generator.parameters(), strict=True):
+            if p.is_floating_point():
+                (averaged if p.requires_grad else frozen).append((e, p.detach()))
+        if averaged:  # ema += (1 - d) (param - ema)
+            torch._foreach_lerp_([e for e, _ in averaged], [p for _, p in averaged], 1.0 - d)
+        for e, p in frozen:
+            e.copy_(p)
         for ema_buf, buf in zip(self.module.buffers(), generator.buffers(), strict=True):
             ema_buf.copy_(buf)
 

@@ -280,7 +280,7 @@ def train_gan(
                 with swap:
                     out = method(ctx)
                 if ema is not None:
-                    ema.update(model.generator, step)
+                    ema.update(model.generator, max(1, step - model.ema_start))
                 done = _done(budget, step, tcfg.steps, device)
                 if step % tcfg.log_every == 0 or done:
                     losses = distributed.mean_losses({k: float(v) for k, v in out.items()}, device)

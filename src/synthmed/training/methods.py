@@ -93,6 +93,9 @@ class StepContext:
     optimizers: Optimizers = field(default_factory=dict)
     rank: int = 0  # under torchrun: this process's rank and the number of ranks
     world_size: int = 1
+    # what a method computes once per process and reuses (latent diffusion: the training
+    # set's latents under the frozen autoencoder); never checkpointed, so rebuilt on resume
+    cache: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.optimizers:

@@ -5,12 +5,19 @@ exact), and minimises the model's denoising loss (:meth:`synthmed.models.diffusi
 DiffusionModel.loss`: velocity for rectified flow, noise for DDPM). Class-conditional models
 see the "no class" label with probability ``train.options.class_dropout`` (default 0.1), which
 trains the unconditional branch classifier-free guidance needs (Ho & Salimans 2022).
+
+Latent diffusion (``model.options.latent``) trains in two phases of the same run: the first
+``latent.steps`` steps train the autoencoder (optimiser ``ae``, at ``lr_g``) on what the model
+diffuses, the last of them fits the latent scale; then the autoencoder is frozen (so the EMA
+copies it instead of averaging it) and the U-Net trains on its latents. The phase is the
+codec's ``steps_done`` buffer, saved in every checkpoint, so resume continues either phase.
 """
 
 from __future__ import annotations
 
 import torch
 
+from synthmed import distributed
 from synthmed.training.methods import (
     Optimizers,
     StepContext,
@@ -21,10 +28,22 @@ from synthmed.training.methods import (
     this_rank,
 )
 
+# rows the latent scale is fitted on (the first ones: the same on every run of the seed)
+SCALE_ROWS = 256
+
 
 def diffusion_optimizers(model, cfg, device: torch.device) -> Optimizers:
-    """``g``: the denoiser's Adam at ``lr_g`` (a critic, if any, is not trained)."""
-    return {"g": adam(model.generator.parameters(), cfg.lr_g, cfg, device)}
+    """``g``: the denoiser U-Net's Adam at ``lr_g`` (a critic, if any, is not trained);
+    ``ae``: the latent autoencoder's, at ``lr_g``, for latent models."""
+    codec = getattr(model, "codec", None)
+    if codec is None:
+        return {"g": adam(model.generator.parameters(), cfg.lr_g, cfg, device)}
+    if distributed.world_size() > 1:
+        raise ValueError("latent diffusion does not run under torchrun yet (use one process)")
+    return {
+        "g": adam(model.generator.unet.parameters(), cfg.lr_g, cfg, device),
+        "ae": adam(codec.parameters(), cfg.lr_g, cfg, device),
+    }
 
 
 def dropped_classes(ctx: StepContext, idx: torch.Tensor) -> torch.Tensor | None:
@@ -42,16 +61,61 @@ def dropped_classes(ctx: StepContext, idx: torch.Tensor) -> torch.Tensor | None:
     return torch.where(drop, torch.full_like(classes, ctx.model.num_classes), classes)
 
 
-@method("diffusion", optimizers=diffusion_optimizers, lr_of={"g": "lr_g"})
+def autoencoder_step(ctx: StepContext, codec) -> torch.Tensor:
+    """One step of the latent autoencoder on a random real batch; fits the latent scale on
+    the step that ends its training. Returns the detached reconstruction loss."""
+    codec.requires_grad_(True)
+    rows = model_rows(ctx, ctx.data[real_batch_indices(ctx)])
+    x, _ = ctx.model.diffused(rows)
+    loss = codec.loss(x, ctx.rng)
+    opt = ctx.optimizers["ae"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    codec.steps_done += 1
+    if codec.trained:
+        codec.fit_scale(ctx.model.diffused(model_rows(ctx, ctx.data[:SCALE_ROWS]))[0])
+        codec.requires_grad_(False)
+    return loss.detach()
+
+
+def cached_latents(ctx: StepContext, idx: torch.Tensor):
+    """(latents, latent-grid condition or None) of training rows ``idx``: the whole training
+    set is encoded once under the frozen autoencoder (in chunks) and indexed after, which
+    saves an encoder pass per step (about a third of a latent step at 128^2)."""
+    if "latents" not in ctx.cache:
+        parts = [
+            ctx.model.to_latent(*ctx.model.diffused(model_rows(ctx, ctx.data[i : i + 64])))
+            for i in range(0, ctx.data.shape[0], 64)
+        ]
+        x = torch.cat([p[0] for p in parts])
+        cond = None if parts[0][1] is None else torch.cat([p[1] for p in parts])
+        ctx.cache["latents"] = (x, cond)
+    x, cond = ctx.cache["latents"]
+    return x[idx], None if cond is None else cond[idx]
+
+
+@method("diffusion", optimizers=diffusion_optimizers, lr_of={"g": "lr_g", "ae": "lr_g"})
 def diffusion_step(ctx: StepContext) -> dict[str, torch.Tensor]:
-    """One denoising step on a random real batch (returns the detached ``loss``)."""
+    """One denoising step on a random real batch (returns the detached ``loss``; latent
+    models: ``recon`` too, the autoencoder's loss in its phase, NaN after)."""
+    codec = ctx.model.codec
+    nan = torch.tensor(float("nan"))
+    if codec is not None and not codec.trained:
+        return {"loss": nan, "recon": autoencoder_step(ctx, codec)}
+    if codec is not None:
+        codec.requires_grad_(False)  # frozen: the EMA copies it (training/ema.py)
     idx = real_batch_indices(ctx)
     rows = model_rows(ctx, ctx.data[idx])
     classes = dropped_classes(ctx, idx)
+    encoded = None if codec is None else cached_latents(ctx, idx)
     with ctx.autocast():
-        loss = ctx.model.loss(rows, ctx.rng, classes, shard=(ctx.rank, ctx.world_size))
+        loss = ctx.model.loss(
+            rows, ctx.rng, classes, shard=(ctx.rank, ctx.world_size), encoded=encoded
+        )
     opt = ctx.optimizers["g"]
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return {"loss": loss.detach()}
+    out = {"loss": loss.detach()}
+    return out if codec is None else {**out, "recon": nan}
