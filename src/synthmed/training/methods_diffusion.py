@@ -83,7 +83,8 @@ def cached_latents(ctx: StepContext, idx: torch.Tensor):
     """(latents, latent-grid condition or None) of training rows ``idx``: the whole training
     set is encoded once under the frozen autoencoder (in chunks) and indexed after, which
     saves an encoder pass per step (about a third of a latent step at 128^2)."""
-    if "latents" not in ctx.cache:
+    if "latents" not in ctx.cache:  # once per process, also after a resume:
+        ctx.model.codec.requires_grad_(False)  # frozen, so the EMA copies it (training/ema.py)
         parts = [
             ctx.model.to_latent(*ctx.model.diffused(model_rows(ctx, ctx.data[i : i + 64])))
             for i in range(0, ctx.data.shape[0], 64)
@@ -103,8 +104,6 @@ def diffusion_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     nan = torch.tensor(float("nan"))
     if codec is not None and not codec.trained:
         return {"loss": nan, "recon": autoencoder_step(ctx, codec)}
-    if codec is not None:
-        codec.requires_grad_(False)  # frozen: the EMA copies it (training/ema.py)
     idx = real_batch_indices(ctx)
     rows = model_rows(ctx, ctx.data[idx])
     classes = dropped_classes(ctx, idx)
