@@ -99,21 +99,24 @@ def main() -> None:
     args = parser.parse_args()
     preset = args.preset or ("shin2018-pix2pix" if args.task in LGG_TASKS else "demo")
     work = args.work or Path(f"/tmp/synthmed-quality-{args.task}")
-    per_seed = []
-    for seed in args.seeds:
-        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, preset))
-        print(per_seed[-1], flush=True)
     command = "python benchmarks/quality/demo.py " + shlex.join(sys.argv[1:])
     budget = args.budget or next(
         (o.split("=", 1)[1] for o in args.overrides if o.startswith("train.budget=")),
         "fixed steps (task config)",
     )
-    row = row_header(args.task, args.variant, command, budget, args.overrides)
-    row["preset"] = preset if args.task != "drive" else "task config"
-    row.update(seeds=args.seeds, per_seed=per_seed, summary=aggregate(per_seed))
-    if args.note:
-        row["note"] = args.note
-    print(save_row(args.task, row))
+    per_seed = []
+    for seed in args.seeds:
+        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, preset))
+        print(per_seed[-1], flush=True)
+        # Saved after every seed (the row is replaced), so an interrupted multi-hour run
+        # keeps the seeds it finished; the row's seed list says how many that was.
+        row = row_header(args.task, args.variant, command, budget, args.overrides)
+        row["preset"] = preset if args.task != "drive" else "task config"
+        done = [r["seed"] for r in per_seed]
+        row.update(seeds=done, per_seed=per_seed, summary=aggregate(per_seed))
+        if args.note:
+            row["note"] = args.note
+        print(save_row(args.task, row), flush=True)
 
 
 if __name__ == "__main__":
