@@ -169,11 +169,10 @@ def _paired_lines(rows: list[dict], key: str = "synthetic_only") -> list[str]:
 # Within-row comparisons of two protocols, paired on seed (same U-Net seed and real rows):
 # what the LGG / BUSI targets ask (real+synthetic against real+classic-aug / real).
 ARM_COMPARISONS = [
-    ("real+synthetic:2", "real+classic-aug"),
-    ("real+synthetic:2+classic-aug", "real+classic-aug"),
-    ("real+synthetic:2", "real"),
-    ("real+classic-aug", "real"),
-]
+    (f"real+synthetic:{ratio}{aug}", base)
+    for ratio in (1, 2)
+    for aug, base in (("", "real+classic-aug"), ("+classic-aug", "real+classic-aug"), ("", "real"))
+] + [("real+classic-aug", "real")]
 
 
 def _arm_names(rows: list[dict]) -> list[str]:

@@ -5,9 +5,10 @@ seeds; the real data and their split stay the same), train -> sample -> evaluate
     python benchmarks/quality/demo.py --preset demo-gan --variant "EMA, 1800 steps"
     python benchmarks/quality/demo.py --task drive --variant budget20m --set train.budget=20m
 
-Tasks: ``demo`` (the `synthmed demo` run on built-in fundus phantoms) and ``drive`` (Kossen's
+Tasks: ``demo`` (the `synthmed demo` run on built-in fundus phantoms), ``drive`` (Kossen's
 WGAN-GP-SN on DRIVE patches, examples/drive_wgan_gp_sn_quick.yaml at --quick scale; needs
-../shared/data/drive). Extra ``--set`` overrides apply to every seed. Results:
+../shared/data/drive), ``lgg2`` / ``lgg5`` (label map -> FLAIR translators, 2 or 5 training
+patients) and ``busi`` (class-conditional generators, Frid-Adar's task; balanced accuracy). Extra ``--set`` overrides apply to every seed. Results:
 benchmarks/quality/results/<task>.json and <task>.md (the row with the same --variant label is
 replaced).
 """
@@ -38,7 +39,14 @@ LGG_PROTOCOLS = (
     "[real, real+classic-aug, real+synthetic:2, real+synthetic:2+classic-aug, synthetic-only]"
 )
 LGG_TASKS = {"lgg2": "lgg_2patients.json", "lgg5": "lgg_5patients.json"}
-TASKS = ["demo", "drive", *LGG_TASKS]
+# BUSI task (Frid-Adar): class-conditional generators of 64x64 grey breast-ultrasound images
+# (benign / malignant / normal, no masks); a Frid-Adar CNN classifies the real test split;
+# target: real+synthetic above real without augmentation (balanced accuracy).
+BUSI_PROTOCOLS = (
+    "[real, real+classic-aug, real+synthetic:1, real+synthetic:1+classic-aug, synthetic-only]"
+)
+TASKS = ["demo", "drive", "busi", *LGG_TASKS]
+TASK_METRIC = {"busi": "balanced_accuracy"}
 
 
 def task_config(task: str, overrides: list[str], preset: str = "demo"):
@@ -66,6 +74,21 @@ def task_config(task: str, overrides: list[str], preset: str = "demo"):
         return load_run_config(
             None, preset=preset, quick=True, overrides=task_overrides + overrides, data_file=data
         )
+    if task == "busi":
+        if not (ROOT.parent / "shared" / "data" / "busi_256").is_dir():
+            raise SystemExit("task busi needs ../shared/data/busi_256 (see its SOURCE.md)")
+        task_overrides = [
+            f"name={task}",
+            "sample.n=600",
+            f"evaluate.utility.protocols={BUSI_PROTOCOLS}",
+            "evaluate.utility.steps=1000",
+            "evaluate.utility.batch_size=16",
+            "evaluate.utility.val_every=100",
+        ]
+        data = ROOT / "examples" / "data" / "busi.yaml"
+        return load_run_config(
+            None, preset=preset, quick=True, overrides=task_overrides + overrides, data_file=data
+        )
     raise SystemExit(f"unknown task '{task}' ({', '.join(TASKS)})")
 
 
@@ -79,7 +102,7 @@ def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str
     train_s = time.perf_counter() - t0
     api.sample(run_dir, quiet=True)
     metrics = api.evaluate(run_dir, quiet=True)
-    row = seed_metrics(metrics)
+    row = seed_metrics(metrics, TASK_METRIC.get(task, "dice_mean"))
     row.update(seed=seed, train_s=train_s, total_s=time.perf_counter() - t0)
     return row
 
@@ -97,7 +120,11 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--work", type=Path, default=None, help="run folders (default /tmp)")
     args = parser.parse_args()
-    preset = args.preset or ("shin2018-pix2pix" if args.task in LGG_TASKS else "demo")
+    default_preset = {
+        "busi": "fridadar2018-dcgan-per-class",
+        **dict.fromkeys(LGG_TASKS, "shin2018-pix2pix"),
+    }
+    preset = args.preset or default_preset.get(args.task, "demo")
     work = args.work or Path(f"/tmp/synthmed-quality-{args.task}")
     command = "python benchmarks/quality/demo.py " + shlex.join(sys.argv[1:])
     budget = args.budget or next(
