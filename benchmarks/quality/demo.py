@@ -46,7 +46,7 @@ BUSI_PROTOCOLS = (
     "[real, real+classic-aug, real+synthetic:1, real+synthetic:1+classic-aug, synthetic-only]"
 )
 TASKS = ["demo", "drive", "busi", *LGG_TASKS]
-TASK_METRIC = {"busi": "balanced_accuracy"}
+TASK_METRIC = {"busi": "balanced_accuracy_mean"}
 
 
 def task_config(task: str, overrides: list[str], preset: str = "demo"):
