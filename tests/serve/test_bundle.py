@@ -58,7 +58,9 @@ def test_a_size_header_that_lies_is_caught_while_decompressing(tmp_path: Path):
 
 def test_write_bundle_lists_every_member(tmp_path: Path):
     (tmp_path / "a.txt").write_text("a")
-    out = write_bundle(tmp_path / "b.zip", {"kind": "dataset"}, {"content/a.txt": tmp_path / "a.txt"})
+    out = write_bundle(
+        tmp_path / "b.zip", {"kind": "dataset"}, {"content/a.txt": tmp_path / "a.txt"}
+    )
     files = safe_extract(out, tmp_path / "x", 1000, 1000)
     assert sorted(files) == ["content/a.txt", "publication.json"]
 

@@ -171,7 +171,8 @@ def check_model(files: dict[str, Path], provenance: dict[str, Any]) -> dict[str,
     try:
         meta = read_package_meta(verified_bytes(folder.parent), folder.parent)
     except InputError as exc:
-        raise Refusal("package_invalid", exc.problem) from None
+        where = Path(exc.path).name if exc.path else f"{CONTENT}/"
+        raise Refusal("package_invalid", f"{CONTENT}/{where}: {exc.problem}") from None
     if meta.get("config_hash") != provenance.get("config_hash"):
         raise Refusal(
             "provenance_mismatch",
