@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ from synthmed.serve.bundle import DESCRIPTOR, write_bundle  # noqa: E402
 from synthmed.serve.client import build_bundle  # noqa: E402
 from tests.serve.postgres import SKIP_REASON, Cluster, find_bin  # noqa: E402
 
-EVALUATE = ["evaluate.utility.steps=2", "evaluate.utility.val_every=2", "evaluate.utility.channels=[4,8]"]  # fmt: skip
+EVALUATE = ["evaluate.utility.steps=2", "evaluate.utility.val_every=2",
+            "evaluate.utility.channels=[4,8]", "evaluate.encoder_steps=50"]  # fmt: skip
 FIELDS = dict(modality="fundus", anatomy="retina", licence="CC-BY-4.0", title="Tiny vessels")
 
 
@@ -104,21 +106,61 @@ def postgres_admin_url():
 _databases = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path: Path) -> str:
-    """A fresh, empty database per test."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'server' / 'synthmed.db'}"
+def _create_database(admin_url: str, template: str | None = None) -> str:
     import sqlalchemy as sa
 
-    admin = request.getfixturevalue("postgres_admin_url")
     name = f"synthmed_test_{next(_databases)}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        conn.execute(
+            sa.text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        )
     engine.dispose()
-    return admin.rsplit("/", 1)[0] + f"/{name}"
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _migrated(url: str) -> str:
+    from synthmed.serve import db
+
+    engine = db.make_engine(url)
+    db.migrate(engine)
+    engine.dispose()  # a PostgreSQL template must have no open connections
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "synthmed.db"
+    _migrated(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_admin_url: str) -> str:
+    """Name of a migrated database that each test's database is copied from."""
+    return _migrated(_create_database(postgres_admin_url)).rsplit("/", 1)[1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request, tmp_path: Path) -> str:
+    """A fresh database without tables (for the migration test)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return _create_database(request.getfixturevalue("postgres_admin_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> str:
+    """A fresh database per test, already at the newest migration (copied from a template
+    migrated once per session: migrating every test's database would dominate the run)."""
+    if request.param == "sqlite":
+        target = tmp_path / "server" / "synthmed.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
+        return f"sqlite:///{target}"
+    template = request.getfixturevalue("migrated_postgres")
+    return _create_database(request.getfixturevalue("postgres_admin_url"), template)
 
 
 class Server:

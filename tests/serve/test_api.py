@@ -301,3 +301,25 @@ def test_duplicate_name(server: Server, bundle):
         "detail": "'same' is already published",
     }
     assert names(server) == ["same"] and len(server.repo.storage.keys()) == 1
+
+
+def test_start_up_removes_only_what_an_interrupted_server_left(server: Server, bundle):
+    assert server.publish(bundle("nifti", name="kept")).status_code == 201
+    storage = server.repo.storage
+    storage.fs.makedirs(f"{storage.root}/items/orphan", exist_ok=True)  # killed before its row
+    storage.fs.pipe_file(f"{storage.root}/items/orphan/bundle.zip", b"half")
+    storage.fs.makedirs(f"{storage.root}/pending/half", exist_ok=True)  # killed while storing
+    storage.fs.pipe_file(f"{storage.root}/pending/half/bundle.zip", b"half")
+    (server.settings.spool_dir / "upload.zip").write_bytes(b"half")  # killed while receiving
+    removed = server.repo.prepare()
+    assert sorted(removed) == ["items/orphan", "pending/half"]
+    assert list(server.settings.spool_dir.iterdir()) == []
+    assert names(server) == ["kept"]
+    assert server.get("/api/items/kept/download").status_code == 200
+
+
+def test_bad_descriptor_values(server: Server, bundle):
+    bad_name = bundle("nifti", name="no spaces/allowed")
+    assert_refused(server, server.publish(bad_name), 422, "bad_descriptor", "no spaces/allowed")
+    long_title = bundle("nifti", title="x" * 301)
+    assert_refused(server, server.publish(long_title), 422, "bad_descriptor", "301", "300")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 
-def test_migrated_schema_matches_the_table_definitions(db_url: str):
+def test_migrated_schema_matches_the_table_definitions(empty_db_url: str):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from synthmed.serve import db
 
-    engine = db.make_engine(db_url)
+    engine = db.make_engine(empty_db_url)
     db.migrate(engine)
     db.migrate(engine)  # idempotent: a restart runs it again
     with engine.connect() as conn:

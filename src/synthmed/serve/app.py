@@ -84,14 +84,16 @@ async def spool_body(request: Request, repo: Repository):
         raise Refusal("bundle_too_large", f"upload of {declared} bytes, limit {limit} bytes")
     path = repo.spool_path()
     size = 0
-    with open(path, "wb") as fh:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                fh.close()
-                path.unlink(missing_ok=True)
-                raise Refusal("bundle_too_large", f"upload exceeds the limit of {limit} bytes")
-            fh.write(chunk)
+    try:
+        with open(path, "wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Refusal("bundle_too_large", f"upload exceeds the limit of {limit} bytes")
+                fh.write(chunk)
+    except BaseException:  # refused, or the client went away: keep nothing
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -100,10 +102,15 @@ def add_api(app: FastAPI, repo: Repository) -> None:
         return await run_in_threadpool(authenticate, repo.engine, bearer(request))
 
     @app.get("/api/health")
-    def health() -> dict:
+    def health():
         s = repo.settings
+        try:
+            probe = repo.health()
+        except Exception as exc:  # a load balancer wants a status code, not a traceback
+            log.error("health check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, 503)
         return {
-            **repo.health(),
+            **probe,
             "version": __version__,
             "limits": {
                 "max_bundle_bytes": s.max_bundle_bytes,

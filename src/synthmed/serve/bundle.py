@@ -32,7 +32,10 @@ DESCRIPTOR, CONTENT = "publication.json", "content"
 METRICS, REPORT, CARD = "metrics.json", "report.html", "card.md"
 KINDS = ("dataset", "model")
 VISIBILITIES = ("public", "private")
-TEXT_FIELDS = ("name", "title", "description", "licence", "modality", "anatomy", "task")
+TEXT_FIELDS = {  # descriptor field -> longest value the database column holds
+    "name": 200, "title": 300, "description": 100_000, "licence": 100, "modality": 100,
+    "anatomy": 100, "task": 100,
+}  # fmt: skip
 CHUNK = 1 << 20
 
 
@@ -149,9 +152,13 @@ def read_descriptor(files: dict[str, Path]) -> dict[str, Any]:
         raise Refusal("bad_descriptor", f"'kind' must be one of {KINDS}, got {desc.get('kind')!r}")
     if desc.get("visibility") not in VISIBILITIES:
         raise Refusal("bad_descriptor", f"'visibility' must be one of {VISIBILITIES}")
-    for key in TEXT_FIELDS:
+    for key, longest in TEXT_FIELDS.items():
         if not isinstance(desc.get(key), str):
             raise Refusal("bad_descriptor", f"'{key}' must be a string")
+        if len(desc[key]) > longest:
+            raise Refusal(
+                "bad_descriptor", f"'{key}' is {len(desc[key])} characters, at most {longest}"
+            )
     listed = desc.get("files")
     if not isinstance(listed, dict) or not all(
         isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in listed.values()

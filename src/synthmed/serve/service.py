@@ -101,13 +101,17 @@ class Repository:
 
                 grid = sample_grid(files, facts["rows"], work / GRID)
             self.storage.put(key, {BUNDLE: bundle, **({GRID: grid} if grid else {})})
+            card = files[CARD].read_text(encoding="utf-8", errors="replace")
+            facts |= {"card": card, "has_grid": grid is not None}
             try:
-                card = files[CARD].read_text(encoding="utf-8", errors="replace")
-                facts |= {"card": card, "has_grid": grid is not None}
                 item_id = self._insert(user, key, desc, facts, measured, bundle)
-            except sa.exc.IntegrityError:
+            except BaseException as exc:  # no row: the stored files must not linger either
                 self.storage.delete(key)
-                raise Refusal("duplicate_name", f"'{desc['name']}' is already published") from None
+                if isinstance(exc, sa.exc.IntegrityError):  # lost a race for the name
+                    raise Refusal(
+                        "duplicate_name", f"'{desc['name']}' is already published"
+                    ) from None
+                raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log.info("published %s (%s) by %s", desc["name"], desc["kind"], user.name)
