@@ -12,7 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-START_TIMEOUT_S = 60
+START_TIMEOUT_S = (
+    120  # generous: a loaded CI machine imports slowly; a healthy start returns at once
+)
 
 
 def free_port() -> int:
