@@ -38,6 +38,14 @@ FALLBACKS = {
 """Imports allowed only inside an ``except ImportError:`` handler, as the fallback of the
 declared package they belong to."""
 
+SUBPACKAGE_EXTRAS = {"serve": "serve"}
+"""Subpackages that need an extra as a whole (``synthmed.serve``: the server): their modules
+may import the extra's packages unguarded, as long as nothing else imports them at module
+level (``test_import_synthmed_needs_no_extra``)."""
+
+CORE_ONLY_MODULES = ("serve/client.py", "serve/bundle.py", "serve/rules.py", "serve/gate.py")
+"""The client side of ``synthmed.serve`` (``synthmed publish``, ``models install``): core only."""
+
 
 def normalise(name: str) -> str:
     """PEP 503 name: lower case, runs of ``-``, ``_`` and ``.`` become ``-``."""
@@ -102,13 +110,14 @@ def test_every_imported_package_is_declared():
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(ROOT)
+        extra = SUBPACKAGE_EXTRAS.get(path.relative_to(PACKAGE).parts[0])
         for name, line, guarded in third_party_imports(path):
             if name in FALLBACKS:
                 if not guarded or normalise(FALLBACKS[name]) not in core:
                     problems.append(f"{where}:{line}: {name} only as a guarded fallback")
                 continue
             dist = normalise(IMPORT_TO_DISTRIBUTION.get(name, name))
-            if dist in core:
+            if dist in core or (extra and dist in groups[extra]):
                 continue
             if dist in anywhere and guarded:  # an optional extra, imported where it may fail
                 continue
@@ -122,3 +131,27 @@ def test_every_imported_package_is_declared():
 )
 def test_requirement_names_are_normalised(requirement, name):
     assert normalise(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]) == name
+
+
+def test_client_modules_need_only_core_packages():
+    core = declared()[""]
+    problems = [
+        f"{module}:{line}: imports {name}"
+        for module in CORE_ONLY_MODULES
+        for name, line, _ in third_party_imports(PACKAGE / module)
+        if normalise(IMPORT_TO_DISTRIBUTION.get(name, name)) not in core
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_import_synthmed_needs_no_extra():
+    """``import synthmed`` and the CLI load no server package (they are an extra)."""
+    import subprocess
+
+    extra = sorted(declared()["serve"] - {"psycopg"})
+    code = (
+        "import sys, synthmed, synthmed.cli, synthmed.serve.client; "
+        f"print([m for m in {[m.replace('-', '_') for m in extra]!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

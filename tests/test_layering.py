@@ -10,7 +10,7 @@ from pathlib import Path
 import synthmed
 
 PACKAGE = Path(synthmed.__file__).parent
-LATER_STAGES = ("sampling", "evaluation", "packaging", "reproduce", "export", "report")
+LATER_STAGES = ("sampling", "evaluation", "packaging", "reproduce", "export", "report", "serve")
 
 
 def _imports(path: Path) -> list[str]:

@@ -271,6 +271,10 @@ from synthmed.cli_reproduce import register as _register_reproduce  # noqa: E402
 
 _register_reproduce(app)  # reproduce
 
+from synthmed.cli_serve import register as _register_serve  # noqa: E402
+
+_register_serve(app)  # serve, publish, download
+
 
 def _click_exception_type() -> type[Exception]:
     """The base class of typer's usage errors, without depending on click.

@@ -1,4 +1,4 @@
-"""CLI commands for sharing: ``export``, ``package`` and ``models list|show|generate``.
+"""CLI commands for sharing: ``export``, ``package`` and ``models list|show|generate|install``.
 
 Thin wrappers over :mod:`synthmed.export`, :mod:`synthmed.packaging` and
 :mod:`synthmed.hub`; heavy modules are imported inside the commands so ``--help`` stays
@@ -126,6 +126,17 @@ def models_generate(
     typer.echo(f"synthetic dataset: {folder} (manifest: {folder / 'manifest.csv'})")
 
 
+def models_install(
+    url: str = typer.Argument(..., help="Item URL on a SynthMed server (.../items/NAME)."),
+    registry: Path = REGISTRY,
+    token: str = typer.Option(None, envvar="SYNTHMED_TOKEN", help="For private items."),
+) -> None:
+    """Download a model package from a SynthMed server, verify it and install it."""
+    from synthmed.serve.client import install_model
+
+    typer.echo(f"installed: {install_model(url, registry, token)}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``export``, ``package`` and the ``models`` group to ``app`` (once)."""
     if any(cmd.name == "export" for cmd in app.registered_commands):
@@ -136,4 +147,5 @@ def register(app: typer.Typer) -> None:
     models.command("list")(models_list)
     models.command("show")(models_show)
     models.command("generate")(models_generate)
+    models.command("install")(models_install)
     app.add_typer(models, name="models")

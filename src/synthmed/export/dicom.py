@@ -151,3 +151,54 @@ def write_dicom_dataset(job: ExportJob, folder: Path) -> list[dict[str, str]]:
 
 
 EXPORTERS.register("dicom")(Exporter(write_dicom_dataset))
+
+
+SYNTHETIC_HEADER_WHITELIST = frozenset(
+    {
+        # what write_sc writes, and nothing else
+        "SOPClassUID", "SOPInstanceUID", "PatientName", "PatientID", "PatientBirthDate",
+        "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName",
+        "StudyID", "AccessionNumber", "StudyDescription", "InstanceCreationDate", "Modality",
+        "ConversionType", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
+        "FrameOfReferenceUID", "Manufacturer", "SoftwareVersions", "InstanceNumber",
+        "PatientOrientation", "ImageType", "BurnedInAnnotation", "DerivationDescription",
+        "ImageComments", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
+        "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+        "NumberOfFrames", "FrameIncrementPointer", "SliceLocationVector", "PixelData",
+    }
+)  # fmt: skip
+"""Data elements a synthmed Secondary Capture may carry (file meta group 0002 aside)."""
+
+MUST_BE_EMPTY = (
+    "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName",
+    "AccessionNumber",
+)  # fmt: skip
+
+
+def synthetic_header_problems(ds) -> list[str]:
+    """What in a DICOM header goes beyond a synthmed synthetic object (empty list: none).
+
+    A repository accepts DICOM only when every element is on
+    :data:`SYNTHETIC_HEADER_WHITELIST` and the identifying ones hold the synthetic values the
+    writer puts there, so a header copied from a real study (age, dates, institution, private
+    tags) cannot be published by accident.
+    """
+    problems = []
+    for elem in ds:
+        if elem.tag.group == 0x0002:
+            continue
+        name = elem.keyword or "private/unknown"
+        if elem.tag.is_private or elem.keyword not in SYNTHETIC_HEADER_WHITELIST:
+            problems.append(f"({elem.tag.group:04X},{elem.tag.element:04X}) {name}")
+    checks = {
+        "PatientName": lambda v: str(v) == "SYNTHETIC",
+        "PatientID": lambda v: str(v).startswith("SYNTH-"),
+        "ConversionType": lambda v: str(v) == "SYN",
+        "SeriesDescription": lambda v: str(v).startswith("SYNTHETIC"),
+        "ImageComments": lambda v: str(v).startswith("SYNTHETIC"),
+    }
+    for key, ok in checks.items():
+        if key not in ds or not ok(ds.get(key)):
+            problems.append(f"{key} must say the object is synthetic, got {ds.get(key)!r}")
+    problems += [f"{key} must be empty" for key in MUST_BE_EMPTY if str(ds.get(key) or "")]
+    return problems
