@@ -19,10 +19,12 @@ module) so each clipped gradient is that row's own.
 The gradient penalty. WGAN-GP's penalty needs a double backward through the per-sample hooks,
 which Opacus' GradSampleModule does not support. Under DP it is replaced by a Lipschitz bound:
 after every step each conv / linear weight of the critic is divided by ``max(1, sigma_max)``,
-its largest singular value estimated by power iteration (Miyato et al. 2018's estimate, used
-as a projection). With 1-Lipschitz LeakyReLU between layers and no normalisation in the
-WGAN critic, the critic is then 1-Lipschitz (for the reshaped-kernel norm, as in spectral
-normalisation), the constraint the penalty only encourages. The projection reads weights
+its largest singular value (of the kernel reshaped to a matrix, as spectral normalisation
+measures it, Miyato et al. 2018), the hard-constraint view of WGAN's Lipschitz requirement
+that weight clipping (Arjovsky 2017; DP-GAN, Xie 2018) enforces more crudely. With 1-Lipschitz
+LeakyReLU between layers and no normalisation in the WGAN critic, the critic is then
+1-Lipschitz up to the reshaped-kernel approximation SN also makes (:class:`SpectralBound`),
+where the penalty only encourages it. The projection reads weights
 only, so it is post-processing and costs no privacy. The same projection replaces spectral
 normalisation's parametrisation (``wgan_gp_sn``, SPADE's critic), whose buffers Opacus cannot
 trace.
@@ -59,7 +61,6 @@ from synthmed.models.blocks import batch_norm_to_group_norm
 
 log = logging.getLogger(__name__)
 
-POWER_ITERATIONS_AT_START = 20
 # RDP orders: Opacus' defaults stop at 63, which is loose for few steps at large epsilon
 # (Opacus warns "optimal order is the largest alpha"); more orders only tighten the bound
 RDP_ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 128, 256, 512]
@@ -131,8 +132,11 @@ def make_critic_private(critic: nn.Module) -> dict[str, Any]:
 class SpectralBound:
     """Projects every conv / linear weight of a critic onto spectral norm <= ``bound``.
 
-    One power iteration per call on the weight reshaped to ``(out, -1)`` (Miyato et al. 2018),
-    with the vectors kept between calls (state_dict), then ``W <- W / max(1, sigma / bound)``.
+    ``W <- W / max(1, sigma / bound)`` with ``sigma`` the exact largest singular value of the
+    weight reshaped to ``(out, -1)`` (the matrix spectral normalisation bounds, Miyato et al.
+    2018; a conv's operator norm can exceed it, Tsuzuku et al. 2018, so the critic's Lipschitz
+    bound is as approximate as SN's). Exact rather than power iteration: an iterate converges
+    from below, and a projection that undershoots is no bound. Stateless, so resume is exact.
     """
 
     def __init__(self, critic: nn.Module, bound: float = 1.0) -> None:
@@ -140,34 +144,18 @@ class SpectralBound:
         self.weights = [
             m.weight for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear))
         ]
-        gen = torch.Generator().manual_seed(0)  # weights only: no data, no privacy cost
-        self.u = [
-            nn.functional.normalize(torch.randn(w.shape[0], generator=gen), dim=0).to(w.device)
-            for w in self.weights
-        ]
-        self.project(POWER_ITERATIONS_AT_START)
+        self.project()
 
     @torch.no_grad()
-    def project(self, iterations: int = 1) -> float:
-        """Bound every weight; returns the largest estimated spectral norm before projection."""
+    def project(self) -> float:
+        """Bound every weight; returns the largest spectral norm before projection."""
         largest = 0.0
-        for i, w in enumerate(self.weights):
-            mat, u = w.flatten(1), self.u[i]
-            for _ in range(iterations):
-                v = nn.functional.normalize(mat.t() @ u, dim=0)
-                u = nn.functional.normalize(mat @ v, dim=0)
-            sigma = float(u @ (mat @ v))
-            self.u[i] = u
+        for w in self.weights:
+            sigma = float(torch.linalg.matrix_norm(w.flatten(1).float(), ord=2))
             largest = max(largest, sigma)
             if sigma > self.bound:
                 w.mul_(self.bound / sigma)
         return largest
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"u": [u.cpu() for u in self.u]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.u = [u.to(w.device) for u, w in zip(state["u"], self.weights, strict=True)]
 
 
 def _noise_seed(pcfg: PrivacyConfig) -> int:
@@ -257,15 +245,71 @@ class PrivateCritic:
         return {
             "accountant": self.accountant.state_dict(),
             "noise_rng": self.noise.get_state(),
-            "bound": None if self.bound is None else self.bound.state_dict(),
+            "plan": self._plan(),
             "record": self.record(),
         }
 
+    def _plan(self) -> dict[str, Any]:
+        """What the noise multiplier was computed for (a resume with another plan re-plans)."""
+        return {
+            "noise_multiplier": self.noise_multiplier,
+            "planned_steps": self.planned_steps,
+            "sample_rate": self.sample_rate,
+            "epsilon": self.config.epsilon,
+            "delta": self.config.delta,
+            "accountant": self.config.accountant,
+        }
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the accountant (epsilon continues) and the noise RNG. If the run's plan
+        changed (``train.steps`` extended, another epsilon), the noise of the remaining steps
+        is re-planned so the whole run, spent steps included, stays within ``epsilon``."""
         self.accountant.load_state_dict(state["accountant"])
         self.noise.set_state(state["noise_rng"])
-        if self.bound is not None and state.get("bound") is not None:
-            self.bound.load_state_dict(state["bound"])
+        if state.get("plan") == self._plan() or math.isinf(self.config.epsilon):
+            return
+        remaining = self.planned_steps - self.dp_steps
+        sigma = replan_noise(self.accountant, self.config, self.sample_rate, remaining)
+        log.warning(
+            "train.privacy: the plan changed on resume; noise multiplier %.4f -> %.4f for the "
+            "remaining %d private steps",
+            self.noise_multiplier,
+            sigma,
+            remaining,
+        )
+        self.noise_multiplier = self.optimizer.noise_multiplier = sigma
+
+
+MAX_NOISE_MULTIPLIER = 1e4
+
+
+def replan_noise(accountant, pcfg: PrivacyConfig, sample_rate: float, remaining: int) -> float:
+    """The smallest noise multiplier (bisection, 1% relative) with which ``remaining`` more
+    steps keep the accountant's total epsilon within ``pcfg.epsilon``.
+
+    Raises:
+        InputError: when even ``MAX_NOISE_MULTIPLIER`` would exceed the budget (spent).
+    """
+    kwargs = _accountant_kwargs(pcfg)
+
+    def total(sigma: float) -> float:
+        trial = type(accountant)()
+        trial.history = [*accountant.history, (sigma, sample_rate, remaining)]
+        return float(trial.get_epsilon(delta=pcfg.delta, **kwargs))
+
+    if remaining <= 0:
+        return MAX_NOISE_MULTIPLIER
+    if total(MAX_NOISE_MULTIPLIER) > pcfg.epsilon:
+        spent = float(accountant.get_epsilon(delta=pcfg.delta, **kwargs))
+        raise InputError(
+            f"train.privacy: epsilon {spent:.3g} of {pcfg.epsilon:g} is already spent; "
+            f"{remaining} more private steps cannot fit (raise the epsilon or keep train.steps)"
+        )
+    low, high = 0.0, MAX_NOISE_MULTIPLIER
+    while high - low > 0.01 * high:
+        mid = (low + high) / 2
+        low, high = (low, mid) if total(mid) <= pcfg.epsilon else (mid, high)
+    return high
 
 
 def check_private_run(
