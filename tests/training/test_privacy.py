@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -244,6 +245,20 @@ def test_epsilon_reaches_dataset_json_card_and_report(tmp_path):
     from synthmed.report.html import _dp_view
 
     assert _dp_view(run, folder)["epsilon"] == record["epsilon"]
+
+
+def test_the_critic_attack_rebuilds_a_private_critic(tmp_path):
+    """LOGAN loads the checkpoint's critic: a DP one (here spectral norm removed) must fit."""
+    from synthmed.evaluation.inputs import load_inputs
+    from synthmed.evaluation.privacy_eval import critic_scores
+
+    run = tmp_path / "run"
+    api.train(tiny_config(2, **DP), run, quiet=True)
+    assert summary(run)["critic_changes"]["spectral_norm_removed"]
+    folder = api.sample(run, n=4, device="cpu", quiet=True)
+    inputs = load_inputs(api.load_run_config(run), run, folder)
+    scores = critic_scores(inputs)
+    assert scores is not None and np.isfinite(scores["members"]).all()
 
 
 def test_plain_runs_are_marked_not_private(tmp_path):

@@ -53,23 +53,18 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from synthmed.config.schema import PrivacyConfig, TrainConfig
 from synthmed.errors import InputError
-from synthmed.models.blocks import batch_norm_to_group_norm
+from synthmed.models.private import MINIBATCH_ERROR, make_critic_private
+
+__all__ = ["build_private_critic", "check_private_run", "make_critic_private"]
 
 log = logging.getLogger(__name__)
 
 # RDP orders: Opacus' defaults stop at 63, which is loose for few steps at large epsilon
 # (Opacus warns "optimal order is the largest alpha"); more orders only tighten the bound
 RDP_ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 128, 256, 512]
-
-
-MINIBATCH_ERROR = (
-    "train.privacy: minibatch discrimination compares the samples of a batch, so no "
-    "per-sample gradient exists; set model.options.minibatch_discrimination: false"
-)
 
 
 def _accountant_kwargs(pcfg: PrivacyConfig) -> dict[str, Any]:
@@ -98,35 +93,6 @@ def import_opacus() -> SimpleNamespace:
 def format_epsilon(value: float) -> float | str:
     """Epsilon as JSON can hold it: ``"inf"`` for no noise (JSON has no infinity)."""
     return "inf" if math.isinf(value) else round(float(value), 4)
-
-
-def _strip_spectral_norm(critic: nn.Module) -> bool:
-    """Remove spectral-norm parametrisations, keeping the normalised weight; True if any."""
-    found = False
-    for module in critic.modules():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-            found = True
-    return found
-
-
-def make_critic_private(critic: nn.Module) -> dict[str, Any]:
-    """Rebuild ``critic`` in place for per-sample gradients; returns what changed.
-
-    BatchNorm -> GroupNorm, spectral-norm parametrisations -> plain weights (bounded by the
-    projection instead), in-place activations off.
-
-    Raises:
-        InputError: if the critic couples the samples of a batch (minibatch discrimination).
-    """
-    if any(type(m).__name__ == "MinibatchDiscrimination" for m in critic.modules()):
-        raise InputError(MINIBATCH_ERROR)
-    group_norms = batch_norm_to_group_norm(critic)
-    had_spectral_norm = _strip_spectral_norm(critic)
-    for module in critic.modules():
-        if getattr(module, "inplace", False):
-            module.inplace = False
-    return {"batch_norm_to_group_norm": group_norms, "spectral_norm_removed": had_spectral_norm}
 
 
 class SpectralBound:
