@@ -95,5 +95,5 @@ def describe(record: dict | None) -> str:
         f"{record['epsilon_target']}), delta {record['delta']:g}, {record['accountant']} "
         f"accountant, noise multiplier {record['noise_multiplier']}, clip "
         f"{record['max_grad_norm']}, {record['dp_steps']} private steps; protects "
-        f"{record['protects']}"
+        f"{record['protects']}; unit: {record.get('unit', 'one training row')}"
     )

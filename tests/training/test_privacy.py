@@ -147,14 +147,20 @@ def test_batch_norm_becomes_group_norm_and_spectral_norm_a_projection():
             assert torch.linalg.matrix_norm(m.weight.flatten(1), ord=2) <= 1.0 + 1e-3
 
 
-def _private_critic(epsilon: float, max_grad_norm: float = 1.0):
+def _private_critic(epsilon: float, max_grad_norm: float = 1.0, accountant: str = "rdp"):
     from synthmed.config.schema import PrivacyConfig, TrainConfig
     from synthmed.training.privacy import build_private_critic, make_critic_private
 
     kw = {"image_channels": 1, "label_channels": 1, "spatial_size": [16, 16]}
     model = build_model("wgan_gp", {**kw, "latent_dim": 8, "base_channels": 4})
     changes = make_critic_private(model.critic)
-    pcfg = PrivacyConfig(epsilon=epsilon, delta=1e-3, max_grad_norm=max_grad_norm, noise_seed=0)
+    pcfg = PrivacyConfig(
+        epsilon=epsilon,
+        delta=1e-3,
+        max_grad_norm=max_grad_norm,
+        noise_seed=0,
+        accountant=accountant,
+    )
     tcfg = TrainConfig(batch_size=4, steps=2, n_critic=1, privacy=pcfg)
     opt = torch.optim.Adam(model.critic.parameters(), 1e-4)
     return model, build_private_critic(model, opt, tcfg, 32, 1, changes)
@@ -186,6 +192,19 @@ def test_noise_is_added_at_finite_epsilon():
     priv.step(lambda: ((model.critic(x) * 0).sum(), None))  # zero gradient: only noise is left
     total = torch.cat([p.grad.flatten() for p in model.critic.parameters()]).norm()
     assert float(total) > 0.0
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_the_accountant_spends_the_planned_budget(accountant: str):
+    """Two planned steps (TrainConfig.steps 2, one critic step each): epsilon after both is
+    at most the target and close to it; after one it is smaller."""
+    model, priv = _private_critic(2.0, accountant=accountant)
+    x = torch.randn(3, 2, 16, 16)
+    priv.step(lambda: (model.critic(x).sum(), None))
+    after_one = priv.epsilon()
+    priv.step(lambda: (model.critic(x).sum(), None))
+    assert priv.dp_steps == 2 and 0 < after_one < priv.epsilon() <= 2.0 + 1e-6
+    assert priv.epsilon() > 1.8
 
 
 def test_resume_continues_the_accountant_exactly(tmp_path):

@@ -181,7 +181,8 @@ def render_markdown(card: dict) -> str:
     lines += ["## Differential privacy", "", describe(dp if isinstance(dp, dict) else None) + "."]
     if isinstance(dp, dict):
         keys = ("epsilon", "epsilon_target", "delta", "accountant", "noise_multiplier")
-        lines += ["", *_table({k: dp[k] for k in keys})]
+        keys += ("max_grad_norm", "dp_steps", "lipschitz", "unit")
+        lines += ["", *_table({k: dp.get(k) for k in keys})]
     lines.append("")
     lines += ["## Evaluation", ""]
     if isinstance(card["evaluation"], dict):

@@ -364,6 +364,18 @@ def train_gan(
     return TrainResult(run_dir, step, seconds, last, losses, rate)
 
 
+def _privacy_unit(cfg: RunConfig) -> str:
+    """What one DP record is: a training row. With patches an image gives several rows, and
+    its (and its patient's) protection follows by group privacy (Dwork & Roth 2014, Thm 2.2)."""
+    patches = cfg.data.patches
+    if patches is None:
+        return "one training row (an image or slice; a patient with k rows: k x epsilon)"
+    return (
+        f"one training row, a patch: an image gives {patches.per_image} patches, so a whole "
+        f"image is protected at up to {patches.per_image} x epsilon (group privacy)"
+    )
+
+
 def _prepare_private_critic(tcfg: TrainConfig, model, n_rows: int, world: int, method):
     """Under ``train.privacy``: refuse what DP-SGD cannot account for, then rebuild the critic
     for per-sample gradients (before its optimiser exists); returns what changed, or None."""

@@ -150,6 +150,8 @@ class PrivateCritic:
     bound: SpectralBound | None
     changes: dict[str, Any]
     protects: str
+    unit: str = "one training row"
+    n_rows: int = 0
 
     def poisson_indices(self, n_rows: int, rng: torch.Generator, device) -> torch.Tensor:
         """Rows of a Poisson-sampled real batch: each row in with probability ``q``, drawn
@@ -205,6 +207,8 @@ class PrivateCritic:
             "lipschitz": "spectral-norm projection <= 1" if self.bound is not None else None,
             "critic_changes": self.changes,
             "protects": self.protects,
+            "unit": self.unit,
+            "n_rows": self.n_rows,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -316,7 +320,13 @@ def check_private_run(
 
 
 def build_private_critic(
-    model, opt_d: torch.optim.Optimizer, tcfg: TrainConfig, n_rows: int, critic_steps: int, changes
+    model,
+    opt_d: torch.optim.Optimizer,
+    tcfg: TrainConfig,
+    n_rows: int,
+    critic_steps: int,
+    changes: dict[str, Any],
+    unit: str = "one training row",
 ) -> PrivateCritic:
     """Wrap the (already :func:`make_critic_private`) critic and its Adam for DP-SGD, with the
     noise multiplier that reaches ``privacy.epsilon`` after ``steps * critic_steps`` updates."""
@@ -378,4 +388,6 @@ def build_private_critic(
         bound=SpectralBound(critic) if lipschitz else None,
         changes=changes,
         protects=protects,
+        unit=unit,
+        n_rows=n_rows,
     )
