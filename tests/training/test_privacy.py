@@ -185,6 +185,17 @@ def test_each_row_gradient_is_clipped_before_it_is_summed():
     assert 0.1 < float(total) <= 6 * 0.5 / (2 * 4) + 1e-6
 
 
+def test_a_run_without_noise_records_infinite_epsilon_and_reads_its_config_back(tmp_path):
+    run = tmp_path / "run"
+    api.train(tiny_config(2, **{**DP, "train.privacy.epsilon": ".inf"}), run, quiet=True)
+    assert math.isinf(api.load_run_config(run).train.privacy.epsilon)
+    record = summary(run)
+    assert record["epsilon"] == "inf" and record["noise_multiplier"] == 0.0
+    folder = api.sample(run, n=2, device="cpu", quiet=True)
+    desc = json.loads((folder / "dataset.json").read_text())["privacy"]
+    assert not desc["differentially_private"] and "no guarantee" in desc["statement"]
+
+
 def test_noise_is_added_at_finite_epsilon():
     model, priv = _private_critic(1.0)
     assert priv.noise_multiplier > 0.5

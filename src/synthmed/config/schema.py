@@ -251,6 +251,9 @@ class PrivacyConfig(Strict):
     See :mod:`synthmed.training.privacy`.
     """
 
+    # config.yaml is written through JSON: keep inf as "Infinity" (the default writes null)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
     epsilon: float = Field(gt=0)
     delta: float = Field(gt=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
