@@ -188,15 +188,14 @@ def sum_rows(per_row: torch.Tensor) -> torch.Tensor:
 
 def split_mean(values: torch.Tensor, n_real: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Means of the real rows ``[:n_real]`` and the fake rows of a private step's output
-    (0 for an empty Poisson-sampled real batch, which is rare but possible)."""
-    real = values[:n_real].sum() / max(n_real, 1)
-    return real.detach(), values[n_real:].mean().detach()
+    (the real mean is NaN, logged as such, for an empty Poisson-sampled real batch: rare,
+    ``(1 - q)^n``, but possible)."""
+    return values[:n_real].mean().detach(), values[n_real:].mean().detach()
 
 
 def private_real_rows(ctx: StepContext) -> torch.Tensor:
     """A Poisson-sampled real batch (the sampling the privacy accountant assumes)."""
-    idx = ctx.private.poisson_indices(ctx.data.shape[0], ctx.rng, ctx.data.device)
-    return idx
+    return ctx.private.poisson_indices(ctx.data.shape[0], ctx.rng, ctx.data.device)
 
 
 def _wgan_private_critic(ctx: StepContext) -> dict[str, torch.Tensor]:
