@@ -65,14 +65,30 @@ def declared() -> dict[str, set[str]]:
 def _in_import_error_handler(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     while node in parents:
         node = parents[node]
-        if isinstance(node, ast.ExceptHandler):
-            names = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
-            if any(
-                isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
-                for n in names
-            ):
-                return True
+        if isinstance(node, ast.ExceptHandler) and _catches_import_error(node):
+            return True
     return False
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(
+        isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names
+    )
+
+
+def try_guarded_lines(path: Path) -> set[int]:
+    """Lines of imports inside a ``try:`` body that catches ImportError (an optional extra,
+    imported where it may fail with a clear message)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+            for stmt in node.body:
+                lines |= {
+                    n.lineno for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))
+                }
+    return lines
 
 
 def third_party_imports(path: Path) -> list[tuple[str, int, bool]]:
@@ -101,6 +117,9 @@ def test_the_scan_sees_imports_of_every_kind():
     names = {name for name, _, _ in third_party_imports(PACKAGE / "data" / "readers.py")}
     assert {"numpy", "PIL", "tifffile", "nibabel", "pydicom"} <= names  # lazy ones included
     assert ("click", True) in {(n, g) for n, _, g in third_party_imports(PACKAGE / "cli.py")}
+    privacy = PACKAGE / "training" / "privacy.py"
+    opacus = {line for n, line, _ in third_party_imports(privacy) if n == "opacus"}
+    assert opacus and opacus <= try_guarded_lines(privacy)  # the optional extra, in a try
 
 
 def test_every_imported_package_is_declared():
@@ -111,6 +130,7 @@ def test_every_imported_package_is_declared():
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(ROOT)
         extra = SUBPACKAGE_EXTRAS.get(path.relative_to(PACKAGE).parts[0])
+        tried = try_guarded_lines(path)
         for name, line, guarded in third_party_imports(path):
             if name in FALLBACKS:
                 if not guarded or normalise(FALLBACKS[name]) not in core:
@@ -119,7 +139,8 @@ def test_every_imported_package_is_declared():
             dist = normalise(IMPORT_TO_DISTRIBUTION.get(name, name))
             if dist in core or (extra and dist in groups[extra]):
                 continue
-            if dist in anywhere and guarded:  # an optional extra, imported where it may fail
+            if dist in anywhere and (guarded or line in tried):  # an optional extra, imported
+                # where it may fail
                 continue
             problems.append(f"{where}:{line}: imports {name} ({dist}), not a declared dependency")
     assert not problems, "\n".join(problems)

@@ -83,6 +83,30 @@ def _check_training_request(config: RunConfig, data, world_size: int = 1) -> Non
                 f"mask_stage.train.batch_size {stage.train.batch_size} is larger than the "
                 f"mask stage's training set ({rows} rows); lower it or add data"
             )
+        if config.train.privacy is not None and stage.train.privacy is None:
+            raise InputError(
+                "train.privacy is set but mask_stage.train.privacy is not: the mask GAN also "
+                "learns from the training label maps; give it a privacy budget too"
+            )
+        _check_privacy_request(stage.train, stage.model, rows, world_size, "mask_stage.")
+    _check_privacy_request(config.train, config.model, len(data.pairs), world_size)
+
+
+def _check_privacy_request(tcfg, mcfg, rows: int, world_size: int, prefix: str = "") -> None:
+    """A private run's one-line refusals (training/privacy.py), before the run folder exists."""
+    if tcfg.privacy is None:
+        return
+    from synthmed.training.methods import METHODS
+    from synthmed.training.privacy import check_private_run
+
+    try:
+        method = METHODS.get(tcfg.method)
+    except KeyError as exc:
+        raise InputError(f"{prefix}train.method: {exc.args[0]}") from None
+    try:
+        check_private_run(tcfg, rows, world_size, method.critic_steps, mcfg.options)
+    except InputError as exc:
+        raise InputError(f"{prefix}{exc.problem}" if prefix else exc.problem) from None
 
 
 def _check_device(name: str, key: str) -> None:

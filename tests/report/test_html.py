@@ -17,6 +17,7 @@ SECTIONS = (
     "fidelity",
     "utility-segmentation",
     "privacy",
+    "differential-privacy",
     "limits",
     "provenance",
 )
@@ -39,6 +40,7 @@ def test_report_has_every_section_and_is_self_contained(evaluated_run):
         "membership",
         "near-copy",
         "Resolved run configuration",
+        "trained without differential privacy",
     ):
         assert text in html, text
     metrics = json.loads((evaluated_run / "metrics.json").read_text())

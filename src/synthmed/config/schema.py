@@ -237,6 +237,30 @@ class SelectConfig(Strict):
     alpha: float = Field(0.01, gt=0.0, lt=1.0)
 
 
+class PrivacyConfig(Strict):
+    """Differentially private training of the critic (DP-SGD, Abadi et al. 2016), which makes
+    the generator private by post-processing (DP-GAN, Xie et al. 2018; GS-WGAN, Chen 2020).
+
+    ``epsilon``: the target epsilon over the whole run (``train.steps`` generator steps x the
+    method's critic steps); ``.inf`` runs the same DP-SGD pipeline (Poisson sampling,
+    GroupNorm critic, per-sample clipping) without noise, the epsilon = infinity row of a
+    privacy/utility table. ``delta``: must be below 1 / (training rows), checked at training.
+    ``max_grad_norm``: per-sample clipping bound C. ``accountant``: Opacus' ``rdp`` (Mironov
+    2017) or ``prv`` (Gopi 2021). ``noise_seed``: seed of the noise generator (None: drawn
+    from the OS, so the config does not reveal the noise; set it only for reproducible tests).
+    See :mod:`synthmed.training.privacy`.
+    """
+
+    # config.yaml is written through JSON: keep inf as "Infinity" (the default writes null)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
+    epsilon: float = Field(gt=0)
+    delta: float = Field(gt=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    accountant: Literal["rdp", "prv"] = "rdp"
+    noise_seed: int | None = None
+
+
 _BUDGET_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -289,6 +313,7 @@ class TrainConfig(Strict):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
     diffaugment: DiffAugmentConfig = DiffAugmentConfig()
     select: SelectConfig = SelectConfig()
+    privacy: PrivacyConfig | None = None  # DP-SGD on the critic (synthmed.training.privacy)
 
     @field_validator("budget")
     @classmethod
@@ -296,6 +321,29 @@ class TrainConfig(Strict):
         if value is not None:
             parse_budget(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_privacy(self) -> TrainConfig:
+        """What a private run refuses: each item would let real data reach the released
+        model outside the privatised critic step, or leave the step count unknown."""
+        if self.privacy is None:
+            return self
+        if self.budget is not None:
+            raise ValueError(
+                "train.privacy needs train.steps, not train.budget: the accountant must know "
+                "the number of steps before training"
+            )
+        if self.select.every:
+            raise ValueError(
+                "train.privacy with train.select.every > 0: checkpoint selection scores "
+                "training rows, which the privacy accounting does not cover; set it to 0"
+            )
+        if self.diffaugment.adaptive:
+            raise ValueError(
+                "train.privacy with train.diffaugment.adaptive: the ADA controller reads the "
+                "critic's scores on real batches; use a fixed p (adaptive: false)"
+            )
+        return self
 
 
 class SampleConfig(Strict):

@@ -59,6 +59,10 @@ def critic_scores(inputs: EvalInputs, device: str | torch.device = "cpu") -> dic
     model = build_model(ckpt["model_name"], ckpt["model_kwargs"])
     if not model.critic_scores_pairs or model.critic is None:
         return None
+    if ckpt.get("privacy"):  # a DP-SGD critic: GroupNorm, plain weights (as trained)
+        from synthmed.models.private import make_critic_private
+
+        make_critic_private(model.critic)
     model.critic.load_state_dict(ckpt["critic"])
     critic = model.critic.to(device).eval()
     real, hold, nc = inputs.real, inputs.holdout, inputs.num_classes

@@ -195,9 +195,11 @@ def dataset_description(
     spatial_dims: int,
     class_names: list[str] | None = None,
     generator: dict[str, str] | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``dataset.json`` of a sampled dataset folder: what its files cannot tell, so exporters
-    and readers never go back to the run's config or checkpoint."""
+    and readers never go back to the run's config or checkpoint (``privacy``: the dataset's
+    differential-privacy guarantee, ``synthmed.privacy_record.dataset_privacy``)."""
     return {
         "format": "synthmed-dataset-1",
         "synthetic": True,
@@ -209,6 +211,7 @@ def dataset_description(
         "spacing_mm": [float(v) for v in info.spacing],
         "spacing_source": info.spacing_source,
         "generator": generator or {},
+        "privacy": privacy,
         "synthmed_version": __version__,
     }
 

@@ -63,6 +63,32 @@ def batch_norm_layer(spatial_dims: int, channels: int) -> nn.Module:
     return _BATCH_NORM[spatial_dims](channels)
 
 
+def group_norm_like(batch_norm: nn.modules.batchnorm._BatchNorm, max_groups: int = 32) -> nn.Module:
+    """GroupNorm over the same channels (Wu & He 2018): ``gcd(C, max_groups)`` groups, the
+    BatchNorm's affine weights copied. Per-sample statistics, so a per-sample gradient exists
+    (what DP-SGD clips); batch statistics would mix the records of a batch."""
+    channels = batch_norm.num_features
+    norm = nn.GroupNorm(math.gcd(channels, max_groups), channels, batch_norm.eps, batch_norm.affine)
+    if batch_norm.affine:
+        with torch.no_grad():
+            norm.weight.copy_(batch_norm.weight)
+            norm.bias.copy_(batch_norm.bias)
+        norm.to(batch_norm.weight.device)
+    return norm
+
+
+def batch_norm_to_group_norm(net: nn.Module) -> int:
+    """Replace every BatchNorm in ``net`` by :func:`group_norm_like`, in place; returns how many."""
+    count = 0
+    for name, child in list(net.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(net, name, group_norm_like(child))
+            count += 1
+        else:
+            count += batch_norm_to_group_norm(child)
+    return count
+
+
 def num_resamplings(spatial_size: tuple[int, ...], min_start: int = 4, max_steps: int = 6) -> int:
     """Number of factor-2 resampling steps so the coarsest grid is small but >= ``min_start``.
 

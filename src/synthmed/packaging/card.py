@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from synthmed.privacy_record import describe
+
 SUMMARY_KEYS = (
     "n_items",
     "n_patients",
@@ -89,6 +91,18 @@ def limitations(meta: dict, data: dict, evaluation: dict | str) -> list[str]:
         "filter near-copies before sharing generated data.",
         "Synthetic images are not validated for any clinical use.",
     ]
+    privacy = meta["training"].get("privacy")
+    if privacy is None:
+        items.append(
+            "Not trained with differential privacy: no formal bound on what the generator "
+            "reveals about a training record."
+        )
+    else:
+        items.append(
+            f"Differential privacy (epsilon {privacy['epsilon']}, delta {privacy['delta']:g}) "
+            f"protects {privacy['protects']}; it bounds the training's leakage, the "
+            "membership-attack AUC above is an empirical check of it."
+        )
     if evaluation == NOT_EVALUATED:
         items.append("No evaluation was run: fidelity, utility and privacy are unknown.")
     return items
@@ -117,6 +131,7 @@ def build_card(
             "model": config.get("model", {}),
             "generator_steps": meta["training"]["steps"],
         },
+        "differential_privacy": meta["training"].get("privacy") or "not trained with DP",
         "evaluation": evaluation,
         "evaluated_checkpoint_matches": (
             None if evaluated_sha is None else evaluated_sha == meta["source_checkpoint_sha256"]
@@ -162,6 +177,13 @@ def render_markdown(card: dict) -> str:
     for split, stats in data["splits"].items():
         lines += [f"### {split}", "", *_table(stats), ""]
     lines += ["## Training settings", "", *_table(card["training_settings"]), ""]
+    dp = card["differential_privacy"]
+    lines += ["## Differential privacy", "", describe(dp if isinstance(dp, dict) else None) + "."]
+    if isinstance(dp, dict):
+        keys = ("epsilon", "epsilon_target", "delta", "accountant", "noise_multiplier")
+        keys += ("max_grad_norm", "dp_steps", "lipschitz", "unit")
+        lines += ["", *_table({k: dp.get(k) for k in keys})]
+    lines.append("")
     lines += ["## Evaluation", ""]
     if isinstance(card["evaluation"], dict):
         lines += _table(card["evaluation"])

@@ -33,6 +33,7 @@ from synthmed import __version__
 from synthmed.atomic import atomic_dir, write_json, write_text
 from synthmed.errors import InputError
 from synthmed.packaging.card import build_card
+from synthmed.privacy_record import checkpoint_record
 
 PACKAGE_FORMAT = "synthmed-package-1"
 SUFFIX = ".synthmed"
@@ -40,6 +41,7 @@ WEIGHTS, CRITIC, META = "weights.safetensors", "critic.safetensors", "package.js
 CONFIG, CARD_MD, CARD_JSON, CHECKSUMS = "config.yaml", "card.md", "card.json", "checksums.sha256"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 REDACTED = "<local path removed>"
+NOISE_SEED_REDACTED = "<removed: it reproduces the DP noise>"
 
 
 @dataclass
@@ -68,6 +70,10 @@ def check_name(name: str) -> str:
 def redact_config(config: dict) -> dict:
     """The config without local data locations (folder names may identify patients)."""
     config = json.loads(json.dumps(config))
+    for stage in (config, config.get("mask_stage") or {}):
+        privacy = (stage.get("train") or {}).get("privacy") or {}
+        if privacy.get("noise_seed") is not None:  # it would let anyone recompute the noise
+            privacy["noise_seed"] = NOISE_SEED_REDACTED
     for split in ("train", "test"):
         source = (config.get("data") or {}).get(split) or {}
         for key in ("root", "csv", "npz"):
@@ -119,6 +125,7 @@ def package_meta(run_dir: Path, state: dict, config, name: str, ckpt_sha: str) -
             "steps": int(state["step"]),
             "method": config.train.method,
             "generator_weights": _weights_used(state, config),
+            "privacy": checkpoint_record(state),  # train.privacy: epsilon spent, delta, ...
         },
         "synthmed_version": __version__,
         "trained_with_version": state.get("synthmed_version", ""),
@@ -331,6 +338,7 @@ def load_package(
         checkpoint_sha256=meta["files"][WEIGHTS],
         config_hash=meta["config_hash"],
         config=yaml.safe_load(contents.get(CONFIG, b"{}")) or {},
+        privacy=meta["training"].get("privacy"),
     )
     return ModelPackage(path, meta, generator)
 

@@ -1,7 +1,8 @@
 """One self-contained HTML page per run (images embedded), built from the run folder's files.
 
 Reads only files: ``metrics.json``, ``config.yaml``, ``train_log.csv``, ``samples/real.png``,
-``evaluation/closest_pairs.png`` and the synthetic dataset's manifest and images. Nothing is
+``evaluation/closest_pairs.png``, ``train_summary.json`` and the synthetic dataset's manifest,
+``dataset.json`` and images. Nothing is
 recomputed here; plots draw numbers that ``synthmed evaluate`` stored. The page references no
 external URL (no fonts, scripts or images from the network), so it opens offline and can be
 archived as one file.
@@ -23,6 +24,7 @@ from PIL import Image
 from synthmed import __version__
 from synthmed.atomic import write_text
 from synthmed.errors import InputError
+from synthmed.privacy_record import dataset_privacy, summary_record
 from synthmed.report import plots
 from synthmed.report.figures import pair_grid, png_bytes
 from synthmed.report.sections import (
@@ -94,6 +96,15 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _dp_view(run_dir: Path, synth_dir: Path) -> dict:
+    """The synthetic dataset's DP guarantee from its ``dataset.json`` (which composes a
+    cascade's stages), else the run's ``train_summary.json``."""
+    desc = _read_json(synth_dir / "dataset.json") or {}
+    if desc.get("privacy"):
+        return desc["privacy"]
+    return dataset_privacy({"generator": summary_record(run_dir)}, None)
+
+
 def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
     synth_dir = Path(metrics.get("synthetic_dir", run_dir / "synthetic"))
     config_path = run_dir / "config.yaml"
@@ -113,6 +124,7 @@ def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
         "fidelity": fidelity_view(metrics.get("fidelity")),
         "utility": _utility_blocks(metrics),
         "privacy": _privacy_block(metrics, run_dir),
+        "dp": _dp_view(run_dir, synth_dir),
         "loss_plot": _b64(plots.loss_plot(run_dir / "train_log.csv")),
         "selection_plot": _b64(plots.selection_plot(run_dir / "selection.csv")),
         "selection": _read_json(run_dir / "selection.json"),

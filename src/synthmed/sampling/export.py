@@ -30,6 +30,7 @@ from synthmed.errors import InputError
 from synthmed.models.base import synthesize_pairs
 from synthmed.models.build import build_model
 from synthmed.outputs import check_output_dir, check_sample_args
+from synthmed.privacy_record import checkpoint_record, dataset_privacy
 from synthmed.progress import stage
 
 MANIFEST_FIELDS = [
@@ -66,6 +67,7 @@ class LoadedGenerator:
     config_hash: str
     config: dict
     weights: str = "raw"  # "ema" when the moving-average generator weights were loaded
+    privacy: dict | None = None  # the checkpoint's train.privacy record (epsilon spent)
 
 
 def generator_state(state: dict, weights: str = "ema") -> tuple[dict, str]:
@@ -98,6 +100,7 @@ def load_generator(
         config_hash=state["config_hash"],
         config=state["config"],
         weights=used,
+        privacy=checkpoint_record(state),
     )
 
 
@@ -274,7 +277,21 @@ def export_synthetic(
         extra_columns=extra,
         info=run_dataset_info(run_dir, gen),
         class_names=_class_names(run_dir),
+        privacy=_run_privacy(run_dir, gen, extra),
     )
+
+
+def _run_privacy(run_dir: Path, gen: LoadedGenerator, extra: list[dict] | None) -> dict:
+    """The dataset's DP guarantee: the generator's record, composed with the mask stage's
+    when a cascade drew the label maps (``synthmed.privacy_record``)."""
+    from synthmed.sampling.conditions import mask_stage_checkpoint
+
+    label_source = extra[0].get("label_source") if extra else None
+    stages = {"generator": gen.privacy}
+    mask = mask_stage_checkpoint(run_dir)
+    if label_source == "cascade" and mask is not None:
+        stages["mask_stage"] = checkpoint_record(load_checkpoint(mask))
+    return dataset_privacy(stages, label_source)
 
 
 def _class_names(run_dir: Path) -> list[str] | None:
@@ -297,10 +314,12 @@ def export_from_generator(
     extra_columns: list[dict] | None = None,
     info=None,
     class_names: list[str] | None = None,
+    privacy: dict | None = None,
 ) -> Path:
     """Write ``n`` samples of a loaded generator as a dataset folder with its manifest and
     ``dataset.json`` (channel/label names, spacing, classes: ``info``, an ExportInfo; default
-    names from the generator alone, 1 mm spacing).
+    names from the generator alone, 1 mm spacing; ``privacy``: the dataset's DP guarantee,
+    default the generator's own record).
 
     The folder is built under a temporary name and renamed when complete.
     """
@@ -336,11 +355,15 @@ def export_from_generator(
                 rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
             bar.advance(len(chunk))
         write_text(tmp / "manifest.csv", _manifest_text(rows))
-        _write_description(tmp, gen, label, info, class_names)
+        if privacy is None:
+            privacy = dataset_privacy({"generator": gen.privacy}, None)
+        _write_description(tmp, gen, label, info, class_names, privacy)
     return out_dir
 
 
-def _write_description(folder: Path, gen: LoadedGenerator, checkpoint: str, info, class_names):
+def _write_description(
+    folder: Path, gen: LoadedGenerator, checkpoint: str, info, class_names, privacy: dict
+):
     from synthmed.export.core import DATASET_JSON, dataset_description, run_export_info
 
     model = gen.model
@@ -355,7 +378,7 @@ def _write_description(folder: Path, gen: LoadedGenerator, checkpoint: str, info
         "sampler": model.sampler_description(),
         "config_hash": gen.config_hash,
     }
-    desc = dataset_description(info, gen.image_channels, dims, class_names, generator)
+    desc = dataset_description(info, gen.image_channels, dims, class_names, generator, privacy)
     write_json(folder / DATASET_JSON, desc)
 
 
@@ -413,5 +436,6 @@ def _export_per_class(
         write_text(tmp / "manifest.csv", _manifest_text(rows))
         first = gens[keys[0]]
         info = run_dataset_info(run_dir, first)
-        _write_description(tmp, first, "classes/class_*", info, _class_names(run_dir))
+        privacy = dataset_privacy({f"class_{k}": gens[k].privacy for k in keys}, None)
+        _write_description(tmp, first, "classes/class_*", info, _class_names(run_dir), privacy)
     return out_dir

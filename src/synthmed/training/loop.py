@@ -107,6 +107,8 @@ def _payload(
 def _extra_state(ema: GeneratorEMA | None, ctx: StepContext, budget: StepBudget | None) -> dict:
     """What the loop adds to a checkpoint beyond the method's state."""
     extra: dict[str, Any] = {"augment": ctx.augment.state_dict() if ctx.augment else {}}
+    if ctx.private is not None:  # accountant, noise RNG, projection; record["epsilon"] spent
+        extra["privacy"] = ctx.private.state_dict()
     if ema is not None:
         extra["generator_ema"] = ema.state_dict()
     if budget is not None:
@@ -132,7 +134,19 @@ def _restore(ctx: StepContext, state: dict[str, Any], ema: GeneratorEMA | None) 
         ema.load_state_dict(state["generator_ema"])
     if ctx.augment is not None:
         ctx.augment.load_state_dict(state.get("augment", {}))
+    if ctx.private is not None:  # the accountant continues: epsilon is not restarted
+        ctx.private.load_state_dict(state["privacy"])
     return int(state["step"])
+
+
+def _check_resume_privacy(ctx: StepContext, state: dict[str, Any]) -> None:
+    """A private run resumes only a private checkpoint, and a plain run only a plain one."""
+    if (ctx.private is None) != ("privacy" not in state):
+        was = "with" if "privacy" in state else "without"
+        raise InputError(
+            f"--resume: the checkpoint was trained {was} train.privacy; keep that setting "
+            "(the critic's layers and the privacy accounting differ)"
+        )
 
 
 def _save(ctx: StepContext, run_dir: Path, step: int, cfg, kwargs, data, extra, keep) -> Path:
@@ -230,12 +244,22 @@ def train_gan(
         method = METHODS.get(tcfg.method)
     except KeyError as exc:
         raise InputError(f"train.method: {exc.args[0]}") from None
+    changes = _prepare_private_critic(tcfg, model, len(data.pairs), world, method)
     try:
         optimizers = method.optimizers(model, tcfg, device)
     except ValueError as exc:  # e.g. an adversarial method for a model without a critic
         raise InputError(
             f"train.method '{tcfg.method}' with model '{cfg.model.name}': {exc}"
         ) from None
+    private = None
+    if changes is not None:
+        from synthmed.training.privacy import build_private_critic
+
+        steps = method.critic_steps(tcfg)
+        private = build_private_critic(
+            model, optimizers["d"], tcfg, len(data.pairs), steps, changes
+        )
+        optimizers["d"] = private.optimizer  # DP-SGD: clip per sample, add noise, then Adam
     rng = torch.Generator().manual_seed(tcfg.seed)
     ctx = StepContext(
         model,
@@ -252,11 +276,13 @@ def train_gan(
         optimizers=optimizers,
         rank=rank,
         world_size=world,
+        private=private,
     )
     ema = GeneratorEMA(model.generator, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     start, spent = 0, 0.0
     if resume:
         state = load_checkpoint(run_dir / "checkpoints" / "last.pt", device)
+        _check_resume_privacy(ctx, state)
         start, spent = _restore(ctx, state, ema), float(state.get("budget_spent_s", 0.0))
         log.info("resumed %s at step %d", run_dir, start)
     budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
@@ -330,11 +356,35 @@ def train_gan(
     nets = [m for m in (model.generator, model.critic) if m is not None]
     identical = distributed.replicas_identical(nets, device)
     if main:
-        _write_summary(run_dir, tcfg, step, start, seconds, rate, world, identical)
+        privacy = None if private is None else private.record()
+        _write_summary(run_dir, tcfg, step, start, seconds, rate, world, identical, privacy)
     distributed.barrier()  # every rank returns once the checkpoint and summary exist
     if not identical:
         raise RuntimeError("the ranks' networks differ after training (DDP out of step)")
     return TrainResult(run_dir, step, seconds, last, losses, rate)
+
+
+def _privacy_unit(cfg: RunConfig) -> str:
+    """What one DP record is: a training row. With patches an image gives several rows, and
+    its (and its patient's) protection follows by group privacy (Dwork & Roth 2014, Thm 2.2)."""
+    patches = cfg.data.patches
+    if patches is None:
+        return "one training row (an image or slice; a patient with k rows: k x epsilon)"
+    return (
+        f"one training row, a patch: an image gives {patches.per_image} patches, so a whole "
+        f"image is protected at up to {patches.per_image} x epsilon (group privacy)"
+    )
+
+
+def _prepare_private_critic(tcfg: TrainConfig, model, n_rows: int, world: int, method):
+    """Under ``train.privacy``: refuse what DP-SGD cannot account for, then rebuild the critic
+    for per-sample gradients (before its optimiser exists); returns what changed, or None."""
+    if tcfg.privacy is None:
+        return None
+    from synthmed.training.privacy import check_private_run, make_critic_private
+
+    check_private_run(tcfg, n_rows, world, method.critic_steps)
+    return make_critic_private(model.critic)
 
 
 def _ddp_swap(model, ctx: StepContext, device, world: int, batch: int) -> DDPSwap | _NoSwap:
@@ -369,10 +419,19 @@ def _done(budget: StepBudget | None, step: int, steps: int, device) -> bool:
 
 
 def _write_summary(
-    run_dir: Path, tcfg: TrainConfig, step, start, seconds, rate, world=1, identical=True
+    run_dir: Path,
+    tcfg: TrainConfig,
+    step,
+    start,
+    seconds,
+    rate,
+    world=1,
+    identical=True,
+    privacy: dict | None = None,
 ) -> None:
     """``train_summary.json``: the steps a run made and how fast (a budgeted run's steps are
-    what repeats it exactly: ``train.steps`` = ``steps`` with no budget)."""
+    what repeats it exactly: ``train.steps`` = ``steps`` with no budget), and under
+    ``train.privacy`` the accountant's epsilon spent."""
     from synthmed.atomic import write_json
 
     write_json(
@@ -390,5 +449,6 @@ def _write_summary(
             "lr_schedule": tcfg.lr_schedule,
             "ema_decay": tcfg.ema_decay,
             "diffaugment": tcfg.diffaugment.model_dump(),
+            "privacy": privacy,
         },
     )

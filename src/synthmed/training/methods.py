@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,9 @@ from synthmed.losses.adversarial import (
 )
 from synthmed.registry import Registry
 from synthmed.training.diffaugment import CriticAugment
+
+if TYPE_CHECKING:
+    from synthmed.training.privacy import PrivateCritic
 
 METHODS = Registry("training method")
 
@@ -49,24 +53,40 @@ class Method:
     """A registered training method: ``step(ctx) -> losses`` and its optimisers.
 
     ``lr_of`` maps each optimiser name to the config field holding its base learning rate
-    (the loop's lr schedule scales those).
+    (the loop's lr schedule scales those). ``critic_steps``: critic updates per generator
+    step (what the privacy accountant counts); None for a method without a critic.
     """
 
     name: str
     step: Callable[[StepContext], dict[str, torch.Tensor]]
     optimizers: Callable[..., Optimizers] = adversarial_optimizers
     lr_of: dict[str, str] = field(default_factory=lambda: {"g": "lr_g", "d": "lr_d"})
+    critic_steps: Callable[[TrainConfig], int] | None = None
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         return self.step(ctx)
 
 
-def method(name: str, optimizers: Callable[..., Optimizers] = adversarial_optimizers, lr_of=None):
-    """Register a step function as method ``name`` (decorator; returns the function)."""
+def n_critic_steps(cfg: TrainConfig) -> int:
+    """``train.n_critic`` critic updates per generator step (WGAN-GP, DCGAN, AC-GAN)."""
+    return cfg.n_critic
+
+
+def method(
+    name: str,
+    optimizers: Callable[..., Optimizers] = adversarial_optimizers,
+    lr_of=None,
+    critic_steps: Callable[[TrainConfig], int] | None = n_critic_steps,
+):
+    """Register a step function as method ``name`` (decorator; returns the function).
+
+    ``critic_steps`` applies to adversarial methods only (ignored without a critic optimiser).
+    """
 
     def decorator(step):
         kwargs = {} if lr_of is None else {"lr_of": dict(lr_of)}
-        METHODS.register(name)(Method(name, step, optimizers, **kwargs))
+        steps = critic_steps if optimizers is adversarial_optimizers else None
+        METHODS.register(name)(Method(name, step, optimizers, critic_steps=steps, **kwargs))
         return step
 
     return decorator
@@ -96,6 +116,8 @@ class StepContext:
     # what a method computes once per process and reuses (latent diffusion: the training
     # set's latents under the frozen autoencoder); never checkpointed, so rebuilt on resume
     cache: dict = field(default_factory=dict)
+    # train.privacy: DP-SGD for the critic (synthmed.training.privacy); None: ordinary steps
+    private: PrivateCritic | None = None
 
     def __post_init__(self) -> None:
         if not self.optimizers:
@@ -155,15 +177,55 @@ def latent(ctx: StepContext, n: int) -> torch.Tensor:
     return this_rank(ctx, z).to(ctx.device)
 
 
-@method("wgan_gp")
-def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
-    """One WGAN-GP generator step after ``n_critic`` critic steps (Gulrajani et al. 2017).
+def sum_rows(per_row: torch.Tensor) -> torch.Tensor:
+    """Sum over the batch of a per-row loss ``(N, ...)``, each row's other axes averaged.
 
-    Spectral normalisation (Kossen's WGAN-GP-SN) lives in the critic, so the same step serves;
-    so does a mask GAN (kind ``mask``), which sees only the label channels.
+    A private critic step sums (Opacus' ``loss_reduction="sum"``), so each row's clipped
+    gradient is the gradient of that row's own loss.
+    """
+    return per_row.flatten(1).mean(dim=1).sum() if per_row.dim() > 1 else per_row.sum()
+
+
+def split_mean(values: torch.Tensor, n_real: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means of the real rows ``[:n_real]`` and the fake rows of a private step's output
+    (the real mean is NaN, logged as such, for an empty Poisson-sampled real batch: rare,
+    ``(1 - q)^n``, but possible)."""
+    return values[:n_real].mean().detach(), values[n_real:].mean().detach()
+
+
+def private_real_rows(ctx: StepContext) -> torch.Tensor:
+    """A Poisson-sampled real batch (the sampling the privacy accountant assumes)."""
+    return ctx.private.poisson_indices(ctx.data.shape[0], ctx.rng, ctx.data.device)
+
+
+def _wgan_private_critic(ctx: StepContext) -> dict[str, torch.Tensor]:
+    """``n_critic`` DP-SGD critic updates: per-row ``-D(real)`` and ``+D(fake)`` in one pass.
+
+    No gradient penalty (it needs a double backward through Opacus' per-sample hooks): the
+    Lipschitz bound is the spectral-norm projection after each step (training/privacy.py).
     """
     gen, critic, cfg = ctx.model.generator, ctx.model.critic, ctx.cfg
-    critic.requires_grad_(True)
+    for _ in range(cfg.n_critic):
+        real = model_rows(ctx, ctx.data[private_real_rows(ctx)])
+        z = latent(ctx, cfg.batch_size)
+        with torch.no_grad(), ctx.autocast():
+            fake = gen(z).float()
+        x = torch.cat([critic_view(ctx, real), critic_view(ctx, fake)])
+        sign = torch.cat([-torch.ones(real.shape[0]), torch.ones(fake.shape[0])]).to(x.device)
+
+        def loss(x=x, sign=sign):
+            with ctx.autocast():
+                scores = critic(x).float()
+            return sum_rows(sign * scores), scores.detach()
+
+        scores = ctx.private.step(loss)
+    real_mean, fake_mean = split_mean(scores, real.shape[0])
+    return {"loss_d": fake_mean - real_mean, "wasserstein": real_mean - fake_mean}
+
+
+def _wgan_critic(ctx: StepContext) -> dict[str, torch.Tensor]:
+    """``n_critic`` WGAN-GP critic updates (Gulrajani et al. 2017)."""
+    gen, critic, cfg = ctx.model.generator, ctx.model.critic, ctx.cfg
     for _ in range(cfg.n_critic):
         real = _real_batch(ctx)
         z = latent(ctx, real.shape[0])
@@ -183,6 +245,25 @@ def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
         ctx.opt_d.zero_grad(set_to_none=True)
         (loss_w + cfg.gp_lambda * gp).backward()
         ctx.opt_d.step()
+    return {
+        "loss_d": loss_w.detach(),
+        "gp": gp.detach(),
+        "wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
+    }
+
+
+@method("wgan_gp")
+def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
+    """One WGAN-GP generator step after ``n_critic`` critic steps (Gulrajani et al. 2017).
+
+    Spectral normalisation (Kossen's WGAN-GP-SN) lives in the critic, so the same step serves;
+    so does a mask GAN (kind ``mask``), which sees only the label channels. Under
+    ``train.privacy`` the critic steps are DP-SGD steps with a Lipschitz projection instead
+    of the penalty (:func:`_wgan_private_critic`).
+    """
+    gen, critic, cfg = ctx.model.generator, ctx.model.critic, ctx.cfg
+    critic.requires_grad_(True)
+    out = _wgan_critic(ctx) if ctx.private is None else _wgan_private_critic(ctx)
     critic.requires_grad_(False)  # no critic grads during the generator step (PERFORMANCE.md)
     z = latent(ctx, cfg.batch_size)
     with ctx.autocast():
@@ -191,9 +272,4 @@ def wgan_gp_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     loss_g.backward()
     ctx.opt_g.step()
     critic.requires_grad_(True)
-    return {
-        "loss_d": loss_w.detach(),
-        "gp": gp.detach(),
-        "wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
-        "loss_g": loss_g.detach(),
-    }
+    return {**out, "loss_g": loss_g.detach()}

@@ -26,7 +26,10 @@ from synthmed.training.methods import (
     method,
     model_rows,
     observe_real,
+    private_real_rows,
     real_batch_indices,
+    split_mean,
+    sum_rows,
     this_rank,
 )
 
@@ -56,11 +59,45 @@ def feature_matching_loss(real_feats: torch.Tensor, fake_feats: torch.Tensor) ->
     return (real_feats.detach().mean(dim=0) - fake_feats.mean(dim=0)).pow(2).mean()
 
 
+def _row_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-row BCE-with-logits (a private step's rows keep their own losses)."""
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+
+
+def _targets(n_real: int, n_fake: int, real_target: float, device) -> torch.Tensor:
+    return torch.cat([torch.full((n_real,), real_target), torch.zeros(n_fake)]).to(device)
+
+
+def _dcgan_private_d_steps(ctx: StepContext) -> dict[str, torch.Tensor]:
+    """``n_critic`` DP-SGD discriminator updates on ``[Poisson real; fake]`` in one pass."""
+    gen, disc = ctx.model.generator, ctx.model.critic
+    target, batch = _real_target(ctx), ctx.cfg.batch_size
+    for _ in range(ctx.cfg.n_critic):
+        real = model_rows(ctx, ctx.data[private_real_rows(ctx)])
+        z = latent(ctx, batch)
+        with torch.no_grad(), ctx.autocast():
+            fake = gen(z).float()
+        x = torch.cat([critic_view(ctx, real), critic_view(ctx, fake)])
+        y = _targets(real.shape[0], batch, target, x.device)
+
+        def loss(x=x, y=y):
+            with ctx.autocast():
+                logits = disc(x).float()
+            rows = _row_bce(logits, y)
+            return sum_rows(rows), (logits.detach(), rows.detach())
+
+        logits, rows = ctx.private.step(loss)
+    d_real, d_fake = split_mean(torch.sigmoid(logits), real.shape[0])
+    return {"loss_d": sum(split_mean(rows, real.shape[0])), "d_real": d_real, "d_fake": d_fake}
+
+
 def _dcgan_d_steps(ctx: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """``n_critic`` discriminator updates; returns detached stats and the last real batch."""
     gen, disc = ctx.model.generator, ctx.model.critic
     target = _real_target(ctx)
     disc.requires_grad_(True)
+    if ctx.private is not None:
+        return _dcgan_private_d_steps(ctx), None
     for _ in range(ctx.cfg.n_critic):
         real = model_rows(ctx, ctx.data[real_batch_indices(ctx)])
         z = latent(ctx, real.shape[0])
@@ -122,11 +159,44 @@ def _sample_classes(ctx: StepContext, n: int) -> torch.Tensor:
     return this_rank(ctx, drawn).to(ctx.device)
 
 
+def _acgan_private_d_steps(ctx: StepContext, aux_weight: float) -> dict[str, torch.Tensor]:
+    """``n_critic`` DP-SGD updates: per-row adversarial BCE + ``aux_weight`` x class CE on
+    ``[Poisson real (their classes); fake (uniform classes)]`` in one pass."""
+    gen, disc = ctx.model.generator, ctx.model.critic
+    target, batch = _real_target(ctx), ctx.cfg.batch_size
+    for _ in range(ctx.cfg.n_critic):
+        idx = private_real_rows(ctx)
+        real, real_cls = ctx.data[idx], ctx.classes[idx]
+        z, fake_cls = latent(ctx, batch), _sample_classes(ctx, batch)
+        with torch.no_grad(), ctx.autocast():
+            fake = gen(z, fake_cls).float()
+        x = torch.cat([critic_view(ctx, real), critic_view(ctx, fake)])
+        y, cls = _targets(real.shape[0], batch, target, x.device), torch.cat([real_cls, fake_cls])
+
+        def loss(x=x, y=y, cls=cls):
+            with ctx.autocast():
+                adv, aux = disc(x)
+            aux_rows = F.cross_entropy(aux.float(), cls, reduction="none")
+            rows = _row_bce(adv.float(), y) + aux_weight * aux_rows
+            return sum_rows(rows), (rows.detach(), aux_rows.detach(), aux.detach())
+
+        rows, aux_rows, aux = ctx.private.step(loss)
+    n = real.shape[0]
+    correct = (aux.argmax(dim=1) == cls).float()
+    return {
+        "loss_d": sum(split_mean(rows, n)),
+        "loss_aux_d": sum(split_mean(aux_rows, n)),
+        "aux_acc_real": split_mean(correct, n)[0],
+    }
+
+
 def _acgan_d_steps(ctx: StepContext, aux_weight: float) -> dict[str, torch.Tensor]:
     """``n_critic`` discriminator updates with the auxiliary loss; returns detached stats."""
     gen, disc = ctx.model.generator, ctx.model.critic
     target = _real_target(ctx)
     disc.requires_grad_(True)
+    if ctx.private is not None:
+        return _acgan_private_d_steps(ctx, aux_weight)
     for _ in range(ctx.cfg.n_critic):
         idx = real_batch_indices(ctx)
         real, real_cls = ctx.data[idx], ctx.classes[idx]

@@ -9,6 +9,11 @@ loop seeds and checkpoints, so resume stays exact.
 Options (``train.options``):
     pix2pix: ``l1_weight`` (100, Isola 2017), ``gan_mode`` (``vanilla`` BCE | ``lsgan``).
     spade: ``fm_weight`` (10, Park 2019), ``l1_weight`` (0; Platscher 2021 used 10).
+
+Under ``train.privacy`` the critic update is a DP-SGD step on ``[Poisson-sampled real pairs;
+fakes]`` and the generator never reads a real image: its conditions are label maps of rows
+drawn apart from the critic's batch (treated as public), and the L1 / feature-matching terms,
+which compare with real images, default to 0 (``training/privacy.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from synthmed.training.methods import (
     latent,
     method,
     observe_real,
+    private_real_rows,
     real_batch_indices,
+    split_mean,
+    sum_rows,
 )
 
 GAN_MODES = ("vanilla", "lsgan")
@@ -65,6 +73,50 @@ def gan_loss(logits: list[torch.Tensor], real: bool, mode: str = "vanilla") -> t
     return torch.stack(losses).mean()
 
 
+def row_critic_loss(logits: list[torch.Tensor], real: torch.Tensor, mode: str) -> torch.Tensor:
+    """Per-row critic loss ``(N,)`` of a private step, averaged over patches and scales:
+    ``mode`` ``vanilla`` / ``lsgan`` against 1 for ``real`` rows and 0 otherwise, or ``hinge``
+    (``relu(1 - D)`` for real rows, ``relu(1 + D)`` for fake)."""
+    per_scale = []
+    for logit in logits:
+        logit = logit.float().flatten(1)
+        target = real.to(logit.dtype)[:, None].expand_as(logit)
+        if mode == "vanilla":
+            loss = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+        elif mode == "lsgan":
+            loss = (logit - target).pow(2)
+        else:
+            loss = torch.where(target > 0, F.relu(1 - logit), F.relu(1 + logit))
+        per_scale.append(loss.mean(dim=1))
+    return torch.stack(per_scale).mean(dim=0)
+
+
+def private_critic_step(
+    ctx: StepContext, fake_cond: torch.Tensor, fake: torch.Tensor, mode: str
+) -> dict[str, torch.Tensor]:
+    """One DP-SGD critic update on ``[Poisson real (c, x); (c_fake, G(c_fake))]`` in one pass.
+
+    Returns detached means of the per-row loss on the real and on the fake rows.
+    """
+    image, cond = split_pairs(ctx.data[private_real_rows(ctx)], ctx.image_channels)
+    cond = onehot_condition(cond)
+    (real_in,) = critic_inputs(ctx, cond, image)
+    (fake_in,) = critic_inputs(ctx, fake_cond, fake.detach())
+    n = image.shape[0]
+    c_in, x_in = (torch.cat([r, f.to(r.dtype)]) for r, f in zip(real_in, fake_in, strict=True))
+    is_real = torch.arange(c_in.shape[0], device=c_in.device) < n
+    critic = ctx.model.critic
+
+    def loss():
+        with ctx.autocast():
+            rows = row_critic_loss(critic(c_in, x_in), is_real, mode)
+        return sum_rows(rows), rows.detach()
+
+    rows = ctx.private.step(loss)
+    real_mean, fake_mean = split_mean(rows, n)
+    return {"real": real_mean, "fake": fake_mean}
+
+
 def hinge_critic_loss(
     real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +150,7 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-@method("pix2pix")
+@method("pix2pix", critic_steps=lambda cfg: 1)
 def pix2pix_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """One critic and one generator update of pix2pix (Isola et al. 2017, Eq. 4).
 
@@ -106,68 +158,54 @@ def pix2pix_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     G: ``GAN(D(c, G(c)), 1) + l1_weight * |x - G(c)|_1``.
 
     Returns:
-        Detached ``loss_d``, ``loss_g_adv``, ``loss_l1`` and ``loss_g``.
+        Detached ``loss_d``, ``loss_g_adv``, ``loss_l1`` (not under DP, where the generator
+        never sees a real image) and ``loss_g``.
     """
     gen, critic, opts = ctx.model.generator, ctx.model.critic, ctx.cfg.options
-    l1_weight = float(opts.get("l1_weight", 100.0))
+    private = ctx.private is not None
+    l1_weight = float(opts.get("l1_weight", 0.0 if private else 100.0))
     mode = str(opts.get("gan_mode", "vanilla"))
+    if mode not in GAN_MODES:
+        raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {mode!r}")
     image, cond = translation_batch(ctx)
+    if private:
+        image = None  # the generator step uses the label maps only (treated as public)
     with ctx.autocast():
         fake = gen(cond)
     critic.requires_grad_(True)
-    (real_in,) = critic_inputs(ctx, cond, image)
-    (fake_in,) = critic_inputs(ctx, cond, fake.detach())
-    with ctx.autocast():
-        real_logits, fake_logits = critic(*real_in), critic(*fake_in)
-    observe_real(ctx, real_logits[0])
-    loss_d = 0.5 * (gan_loss(real_logits, True, mode) + gan_loss(fake_logits, False, mode))
-    _update(ctx.opt_d, loss_d)
+    if private:  # D: 0.5 x (real + fake), from per-row losses
+        means = private_critic_step(ctx, cond, fake, mode)
+        loss_d = 0.5 * (means["real"] + means["fake"])
+    else:
+        (real_in,) = critic_inputs(ctx, cond, image)
+        (fake_in,) = critic_inputs(ctx, cond, fake.detach())
+        with ctx.autocast():
+            real_logits, fake_logits = critic(*real_in), critic(*fake_in)
+        observe_real(ctx, real_logits[0])
+        loss_d = 0.5 * (gan_loss(real_logits, True, mode) + gan_loss(fake_logits, False, mode))
+        _update(ctx.opt_d, loss_d)
     critic.requires_grad_(False)  # no critic grads during the generator step (PERFORMANCE.md)
     (fake_in,) = critic_inputs(ctx, cond, fake)
     with ctx.autocast():
         loss_adv = gan_loss(critic(*fake_in), True, mode)
-    loss_l1 = F.l1_loss(fake.float(), image.float())
-    loss_g = loss_adv + l1_weight * loss_l1
+    losses = {"loss_d": loss_d, "loss_g_adv": loss_adv}
+    loss_g = loss_adv
+    if image is not None:
+        losses["loss_l1"] = loss_l1 = F.l1_loss(fake.float(), image.float())
+        loss_g = loss_adv + l1_weight * loss_l1
     _update(ctx.opt_g, loss_g)
     critic.requires_grad_(True)
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g_adv": loss_adv.detach(),
-        "loss_l1": loss_l1.detach(),
-        "loss_g": loss_g.detach(),
-    }
+    return {k: v.detach() for k, v in (losses | {"loss_g": loss_g}).items()}
 
 
-@method("spade")
-def spade_step(ctx: StepContext) -> dict[str, torch.Tensor]:
-    """One critic and one generator update of SPADE (Park et al. 2019, hinge + feature matching).
-
-    D: ``E[relu(1 - D(c, x))] + E[relu(1 + D(c, G(c, z)))]``; G: ``-E[D(c, G(c, z))] +
-    fm_weight * FM + l1_weight * |x - G(c, z)|_1``, with FM the L1 between the critic's hidden
-    activations on fake and real (re-computed after the D update). Park's VGG perceptual loss
-    is left out (it needs pretrained natural-image weights and 3-channel 2D inputs).
-
-    Returns:
-        Detached ``loss_d``, ``loss_d_real``, ``loss_d_fake``, ``loss_g_adv``, ``loss_fm``,
-        ``loss_l1`` and ``loss_g``.
-    """
-    gen, critic, opts = ctx.model.generator, ctx.model.critic, ctx.cfg.options
-    fm_weight = float(opts.get("fm_weight", 10.0))
-    l1_weight = float(opts.get("l1_weight", 0.0))
-    image, cond = translation_batch(ctx)
-    z = latent(ctx, image.shape[0]) if ctx.model.latent_dim > 0 else None
-    with ctx.autocast():
-        fake = gen(cond, z)
-    critic.requires_grad_(True)
-    (real_in,) = critic_inputs(ctx, cond, image)
-    (fake_in,) = critic_inputs(ctx, cond, fake.detach())
-    with ctx.autocast():
-        real_logits, fake_logits = critic(*real_in), critic(*fake_in)
-    observe_real(ctx, real_logits[0])
-    loss_d_real, loss_d_fake = hinge_critic_loss(real_logits, fake_logits)
-    loss_d = loss_d_real + loss_d_fake
-    _update(ctx.opt_d, loss_d)
-    critic.requires_grad_(False)
+def _spade_generator_loss(ctx: StepContext, cond, fake, image, fm_weight, l1_weight) -> dict:
+    """SPADE's generator losses; without ``image`` (DP) the adversarial term alone."""
+    critic = ctx.model.critic
+    if image is None:
+        (fake_in,) = critic_inputs(ctx, cond, fake)
+        with ctx.autocast():
+            loss_adv = hinge_generator_loss(critic(*fake_in))
+        return {"loss_g_adv": loss_adv, "loss_g": loss_adv}
     fake_in, real_in = critic_inputs(ctx, cond, fake, image)  # one draw: FM compares positions
     with ctx.autocast():
         fake_logits, fake_feats = critic.forward_with_features(*fake_in)
@@ -177,8 +215,50 @@ def spade_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     loss_fm = feature_matching_loss(fake_feats, real_feats)
     loss_l1 = F.l1_loss(fake.float(), image.float())
     loss_g = loss_adv + fm_weight * loss_fm + l1_weight * loss_l1
-    _update(ctx.opt_g, loss_g)
+    return {"loss_g_adv": loss_adv, "loss_fm": loss_fm, "loss_l1": loss_l1, "loss_g": loss_g}
+
+
+@method("spade", critic_steps=lambda cfg: 1)
+def spade_step(ctx: StepContext) -> dict[str, torch.Tensor]:
+    """One critic and one generator update of SPADE (Park et al. 2019, hinge + feature matching).
+
+    D: ``E[relu(1 - D(c, x))] + E[relu(1 + D(c, G(c, z)))]``; G: ``-E[D(c, G(c, z))] +
+    fm_weight * FM + l1_weight * |x - G(c, z)|_1``, with FM the L1 between the critic's hidden
+    activations on fake and real (re-computed after the D update). Park's VGG perceptual loss
+    is left out (it needs pretrained natural-image weights and 3-channel 2D inputs). Under DP
+    the generator loss is the adversarial term alone (FM and L1 read real images).
+
+    Returns:
+        Detached ``loss_d``, ``loss_d_real``, ``loss_d_fake``, ``loss_g_adv``, ``loss_fm``,
+        ``loss_l1`` (these two not under DP) and ``loss_g``.
+    """
+    gen, critic, opts = ctx.model.generator, ctx.model.critic, ctx.cfg.options
+    private = ctx.private is not None
+    fm_weight = float(opts.get("fm_weight", 0.0 if private else 10.0))
+    l1_weight = float(opts.get("l1_weight", 0.0))
+    image, cond = translation_batch(ctx)
+    z = latent(ctx, image.shape[0]) if ctx.model.latent_dim > 0 else None
+    if private:
+        image = None  # the generator step uses the label maps only (treated as public)
+    with ctx.autocast():
+        fake = gen(cond, z)
+    critic.requires_grad_(True)
+    if private:
+        means = private_critic_step(ctx, cond, fake, "hinge")
+        loss_d_real, loss_d_fake = means["real"], means["fake"]
+    else:
+        (real_in,) = critic_inputs(ctx, cond, image)
+        (fake_in,) = critic_inputs(ctx, cond, fake.detach())
+        with ctx.autocast():
+            real_logits, fake_logits = critic(*real_in), critic(*fake_in)
+        observe_real(ctx, real_logits[0])
+        loss_d_real, loss_d_fake = hinge_critic_loss(real_logits, fake_logits)
+    loss_d = loss_d_real + loss_d_fake
+    if not private:
+        _update(ctx.opt_d, loss_d)
+    critic.requires_grad_(False)
+    g_losses = _spade_generator_loss(ctx, cond, fake, image, fm_weight, l1_weight)
+    _update(ctx.opt_g, g_losses["loss_g"])
     critic.requires_grad_(True)
     losses = {"loss_d": loss_d, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake}
-    losses |= {"loss_g_adv": loss_adv, "loss_fm": loss_fm, "loss_l1": loss_l1, "loss_g": loss_g}
-    return {k: v.detach() for k, v in losses.items()}
+    return {k: v.detach() for k, v in (losses | g_losses).items()}
