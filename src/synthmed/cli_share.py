@@ -26,9 +26,18 @@ def export(
     name: str = typer.Option(None, help="Dataset name (nnunet: DatasetNNN_Name)."),
     bits: int = typer.Option(8, help="8 or 16 bit for png, npz and dicom."),
     spacing: list[float] = typer.Option([], help="mm per axis (repeat; default: real data)."),
+    allow_privacy_risk: str = typer.Option(
+        None,
+        "--allow-privacy-risk",
+        metavar="REASON",
+        help="When the run is sampled first: write it although the export gate refuses it.",
+    ),
     quiet: bool = QUIET,
 ) -> None:
-    """Convert a run's synthetic dataset for nnU-Net, MONAI, NIfTI, PNG, NPZ or DICOM."""
+    """Convert a run's synthetic dataset for nnU-Net, MONAI, NIfTI, PNG, NPZ or DICOM.
+
+    A run without a synthetic dataset is sampled first, through the export gate.
+    """
     from synthmed import api
     from synthmed.export import check_export_request, export_dataset
 
@@ -39,7 +48,7 @@ def export(
             check_export_request(  # a bad --out must not cost a sampled dataset
                 format_, out_dir, synthetic_dir=synthetic, run_dir=run_dir, name=name, bits=bits
             )
-            api.sample(run_dir, quiet=quiet)
+            api.sample(run_dir, quiet=quiet, allow_privacy_risk=allow_privacy_risk)
     folder = export_dataset(
         synthetic,
         format_,

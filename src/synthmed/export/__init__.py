@@ -24,6 +24,7 @@ from synthmed.export.core import (
     ExportInfo,
     ExportJob,
     read_dataset_info,
+    read_export_gate,
     run_export_info,
     write_provenance,
 )
@@ -141,6 +142,7 @@ def export_dataset(
         run = Path(run_dir) if run_dir is not None else _find_run(synthetic_dir)
         info = run_export_info(run, images.shape[1], images.ndim - 2, int(labels.max()), spacing)
     job = ExportJob(images, labels, rows, info, fmt.lower(), name, bits)
+    job.gate = read_export_gate(synthetic_dir)
     target = exporter.target(Path(out_dir), job)
     job.name = name or target.name
     with atomic_dir(target) as tmp, stage(f"export {job.fmt}", len(rows), quiet) as bar:
