@@ -28,6 +28,7 @@ from synthmed.report.figures import pair_grid, png_bytes
 from synthmed.report.sections import (
     fidelity_view,
     fmt,
+    gate_text,
     plain_summary,
     privacy_view,
     timing,
@@ -119,6 +120,7 @@ def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
         "limits": LIMITS,
         "provenance": metrics.get("provenance", {}),
         "filtering": (metrics.get("provenance") or {}).get("near_copy_filtering"),
+        "gate": gate_text((metrics.get("provenance") or {}).get("export_gate")),
         "evaluation_json": json.dumps(metrics.get("evaluation", {}), indent=2),
         "config_yaml": config_path.read_text() if config_path.is_file() else "",
         "fmt": fmt,
