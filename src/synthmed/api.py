@@ -314,6 +314,7 @@ def sample(
     steps: int | None = None,
     guidance_scale: float | None = None,
     allow_privacy_risk: str | None = None,
+    audit_only: bool = False,
 ) -> Path:
     """Export a labelled synthetic dataset from a trained run (defaults from ``sample:``).
 
@@ -325,7 +326,9 @@ def sample(
     dataset whose near-copy rate or membership AUC is above its limits: ``GateRefused`` (an
     ``InputError``) with one line, and nothing written. ``allow_privacy_risk`` (or
     ``sample.gate.allow_privacy_risk``): the reason to write it anyway, recorded in
-    ``gate.json``, ``dataset.json`` and the manifest.
+    ``gate.json``, ``dataset.json`` and the manifest. ``audit_only``: record the gate's
+    numbers but keep every sample and never refuse (a dataset to evaluate, not to share; the
+    reproduction runner's); ``synthmed export`` refuses such a folder without an override.
 
     ``exclude_near_copies`` drops samples closer to a training image than the ``quantile``
     (default ``evaluate.near_copy_quantile``) of held-out real images; recorded in the manifest
@@ -347,7 +350,7 @@ def sample(
     out = _check_sample_outputs(Path(run_dir), out, n, threshold, cfg.batch_size, formats)
     if quantile is None:
         quantile = load_run_config(run_dir).evaluate.near_copy_quantile
-    gate = _export_gate(Path(run_dir), cfg.gate, quantile, allow_privacy_risk, device)
+    gate = _export_gate(Path(run_dir), cfg.gate, quantile, allow_privacy_risk, device, audit_only)
     folder = export_synthetic(
         run_dir,
         out_dir=out,
@@ -379,12 +382,19 @@ def sample(
 
         for fmt in extra:
             export_dataset(
-                folder, fmt, folder.parent / "export" / fmt, run_dir=Path(run_dir), quiet=quiet
+                folder,
+                fmt,
+                folder.parent / "export" / fmt,
+                run_dir=Path(run_dir),
+                quiet=quiet,
+                allow_privacy_risk=allow_privacy_risk,
             )
     return folder
 
 
-def _export_gate(run_dir: Path, settings, quantile: float, reason: str | None, device: str):
+def _export_gate(
+    run_dir: Path, settings, quantile: float, reason: str | None, device: str, audit_only: bool
+):
     """The configured export gate, with ``--allow-privacy-risk REASON`` applied."""
     from synthmed.evaluation.gate import prepare_gate
 
@@ -397,7 +407,7 @@ def _export_gate(run_dir: Path, settings, quantile: float, reason: str | None, d
                 "it is recorded with the dataset"
             )
         settings = settings.model_copy(update={"allow_privacy_risk": " ".join(reason.split())})
-    return prepare_gate(run_dir, settings, quantile, device)
+    return prepare_gate(run_dir, settings, quantile, device, audit_only)
 
 
 def _check_sample_outputs(run_dir: Path, out, n, threshold, batch_size, formats) -> Path:

@@ -30,7 +30,8 @@ def export(
         None,
         "--allow-privacy-risk",
         metavar="REASON",
-        help="When the run is sampled first: write it although the export gate refuses it.",
+        help="Write it although the export gate refuses it (sampling first, or a dataset "
+        "sampled for evaluation only); REASON is recorded in export.json.",
     ),
     quiet: bool = QUIET,
 ) -> None:
@@ -58,6 +59,7 @@ def export(
         bits=bits,
         spacing=spacing or None,
         quiet=quiet,
+        allow_privacy_risk=allow_privacy_risk,
     )
     typer.echo(f"{format_} export: {folder} (manifest: {folder / 'manifest.csv'})")
 

@@ -190,3 +190,28 @@ def test_run_without_held_out_rows(tmp_path) -> None:
     gate = json.loads((out / "gate.json").read_text())
     assert gate["decision"] == "overridden" and gate["checked"] is False
     assert _manifest(out)[0]["export_gate"] == "overridden (not checked): phantoms"
+
+
+def test_audit_only_keeps_everything_and_export_refuses_it(run, tmp_path, monkeypatch) -> None:
+    """The reproduction runner's mode: every sample kept, the verdict recorded, and the
+    folder cannot be exported without an override."""
+    from synthmed.export import export_dataset
+
+    real = _training_rows(run)
+    _plant(monkeypatch, real.images, real.labels)
+    out = api.sample(run, n=N, out=tmp_path / "audit", device="cpu", quiet=True, audit_only=True)
+    gate = json.loads((out / "gate.json").read_text())
+    # nothing dropped, so the copies also hand GAN-Leaks the training rows
+    assert gate["decision"] == "audit only"
+    assert gate["failed_rules"] == ["near_copy_rate", "membership_auc"]
+    assert gate["near_copies"]["n_flagged"] == N and gate["n_dropped"] == 0
+    assert gate["refusal"].startswith(f"near-copy rate 1 ({N}/{N}) > limit")
+    assert len(_manifest(out)) == N
+    with pytest.raises(InputError, match="sampled for evaluation only.*near-copy rate 1") as info:
+        export_dataset(out, "nifti", tmp_path / "nifti", run_dir=run, quiet=True)
+    assert "\n" not in str(info.value) and not (tmp_path / "nifti").exists()
+    folder = export_dataset(
+        out, "nifti", tmp_path / "nifti", run_dir=run, quiet=True, allow_privacy_risk="audit"
+    )
+    recorded = json.loads((folder / "export.json").read_text())["export_gate"]
+    assert recorded["decision"] == "audit only" and recorded["export_allow_privacy_risk"] == "audit"

@@ -11,6 +11,11 @@ folder stays as it was. Otherwise the verdict is written to ``gate.json``, into
 ``dataset.json`` (``export_gate``) and as the manifest's ``export_gate`` column, which every
 export format carries on. An override (``--allow-privacy-risk REASON``) turns a refusal into
 ``overridden`` with the reason recorded in the same three places.
+
+``audit_only`` (the reproduction runner, which must evaluate every sample the paper's
+protocol draws) computes and records the same numbers but neither drops nor refuses; such a
+folder is marked ``audit only`` and ``synthmed export`` refuses to convert it without an
+override.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 GATE_JSON = "gate.json"
 GATE_COLUMN = "export_gate"
 OVERRIDE_HINT = "pass --allow-privacy-risk 'REASON' to write it anyway"
+AUDIT_ONLY = "audit only"
+AUDIT_COLUMN = "audit only: sampled for evaluation, near-copies kept, not for sharing"
 
 
 class GateRefused(InputError):
@@ -77,23 +84,29 @@ class ExportGate:
     quantile: float
     reference: Reference | None = None
     not_checked: str | None = None  # why the run could not be checked (override given)
+    audit_only: bool = False  # record the verdict, never drop or refuse (evaluation only)
 
     def __call__(self, folder: Path) -> dict[str, Any]:
         return apply_gate(self, Path(folder))
 
 
 def prepare_gate(
-    run_dir: str | Path, settings: GateConfig, quantile: float, device: str = "cpu"
+    run_dir: str | Path,
+    settings: GateConfig,
+    quantile: float,
+    device: str = "cpu",
+    audit_only: bool = False,
 ) -> ExportGate:
     """Load what the gate compares with, before anything is generated: a run whose real data
-    cannot be read is refused at once (unless overridden), not after sampling."""
-    gate = ExportGate(settings, quantile)
+    cannot be read is refused at once (unless overridden or ``audit_only``), not after
+    sampling."""
+    gate = ExportGate(settings, quantile, audit_only=audit_only)
     if not settings.enabled:
         return gate
     try:
         real, holdout = reference_rows(Path(run_dir), "the export gate")
     except InputError as exc:
-        if settings.allow_privacy_risk is None:
+        if settings.allow_privacy_risk is None and not audit_only:
             raise InputError(
                 f"sample: the export gate cannot check this run ({exc}); restore the run's "
                 "real data, or pass --allow-privacy-risk 'REASON' to write it unchecked"
@@ -133,16 +146,22 @@ def apply_gate(gate: ExportGate, folder: Path) -> dict[str, Any]:
         record = {"enabled": False, "decision": "disabled", "why": "sample.gate.enabled: false"}
         return _publish(folder, rows, None, record, "disabled", None)
     if gate.reference is None:
+        decision = AUDIT_ONLY if gate.audit_only else "overridden"
         record = {
             "enabled": True,
             "checked": False,
-            "decision": "overridden",
+            "decision": decision,
             "why_not_checked": gate.not_checked,
             "allow_privacy_risk": reason,
         }
-        return _publish(folder, rows, None, record, f"overridden (not checked): {reason}", None)
+        column = AUDIT_COLUMN if gate.audit_only else f"overridden (not checked): {reason}"
+        return _publish(folder, rows, None, record, column, None)
     images, _ = read_synthetic_arrays(folder)
     record, mask = _check(gate, images)
+    if record["failed_rules"]:
+        record["refusal"] = "; ".join(failed_rules_text(record))
+    if gate.audit_only:
+        return _publish(folder, rows, None, record, AUDIT_COLUMN, None)
     dropped = np.flatnonzero(mask) if s.drop_near_copies else []
     record["dropped"] = [
         {"index": rows[i].get("index"), "seed": rows[i].get("seed")} for i in dropped
@@ -175,25 +194,27 @@ def _check(gate: ExportGate, images: np.ndarray) -> tuple[dict[str, Any], np.nda
     near, mask = near_copy_rule(
         syn, train, hold, len(h_idx), gate.quantile, s.alpha, s.max_near_copy_rate, metric
     )
-    kept = np.flatnonzero(~mask) if s.drop_near_copies else np.arange(len(images))
+    drop = s.drop_near_copies and not gate.audit_only
+    kept = np.flatnonzero(~mask) if drop else np.arange(len(images))
     membership = _membership(gate, images, kept, space, h_idx) if kept.size else None
     failed = [
         rule
         for rule, verdict in (("near_copy_rate", near), ("membership_auc", membership))
         if verdict is not None and not verdict["passed"]
     ]
-    n_dropped = int(mask.sum()) if s.drop_near_copies else 0
+    n_dropped = int(mask.sum()) if drop else 0
+    decision = "overridden" if failed else "passed"
     record = {
         "format": "synthmed-gate-1",
         "enabled": True,
         "checked": True,
-        "decision": "overridden" if failed else "passed",
+        "decision": AUDIT_ONLY if gate.audit_only else decision,
         "failed_rules": failed,
         "allow_privacy_risk": s.allow_privacy_risk,
         "n_before": len(images),
         "n_dropped": n_dropped,
         "n_after": len(images) - n_dropped,
-        "near_copies": {**near, "drop_near_copies": s.drop_near_copies},
+        "near_copies": {**near, "drop_near_copies": drop},
         "membership": membership,
         "settings": s.model_dump(mode="json"),
     }
@@ -228,6 +249,12 @@ def _membership(
 
 def refusal_line(record: dict[str, Any]) -> str:
     """The one line a refusal prints: each failed rule with its numbers, then the override."""
+    parts = failed_rules_text(record)
+    return "sample: refused by the export gate: " + "; ".join(parts) + f"; {OVERRIDE_HINT}"
+
+
+def failed_rules_text(record: dict[str, Any]) -> list[str]:
+    """Each failed rule with its numbers, e.g. ``near-copy rate 1 (24/24) > limit ...``."""
     parts = []
     near, mem = record["near_copies"], record["membership"]
     if "near_copy_rate" in record["failed_rules"]:
@@ -243,7 +270,7 @@ def refusal_line(record: dict[str, Any]) -> str:
             f"{mem['space']}, {mem['n_members']} training vs {mem['n_nonmembers']} held-out "
             f"rows, Mann-Whitney p {mem['p_value']:.2g} < alpha {mem['alpha']:g})"
         )
-    return "sample: refused by the export gate: " + "; ".join(parts) + f"; {OVERRIDE_HINT}"
+    return parts
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -251,6 +278,8 @@ def describe(record: dict[str, Any]) -> str:
     if not record.get("enabled"):
         return "export gate: disabled (sample.gate.enabled: false); near-copies not checked"
     if not record.get("checked"):
+        if record["decision"] == AUDIT_ONLY:
+            return f"export gate: audit only, not checked ({record['why_not_checked']})"
         return f"export gate: overridden, not checked: {record['allow_privacy_risk']}"
     near, mem = record["near_copies"], record["membership"]
     text = (
@@ -261,6 +290,8 @@ def describe(record: dict[str, Any]) -> str:
         text += f", membership AUC {mem['auc']:.3g} (limit {mem['max_auc']:g})"
     if record["decision"] == "overridden":
         text += f"; override: {record['allow_privacy_risk']}"
+    if record["decision"] == AUDIT_ONLY:
+        text += f"; would refuse: {record['refusal']}" if record["failed_rules"] else ""
     return text
 
 

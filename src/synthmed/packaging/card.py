@@ -126,6 +126,11 @@ def build_card(
             "The run's synthetic dataset was written although the export gate refused it; "
             f"reason given: {export_gate['allow_privacy_risk']}."
         )
+    elif export_gate["decision"] == "audit only" and export_gate.get("failed_rules"):
+        items.append(
+            "The export gate would refuse the run's synthetic dataset (sampled for evaluation "
+            f"only): {', '.join(export_gate['failed_rules'])}."
+        )
     evaluated_sha = ((metrics or {}).get("provenance") or {}).get("checkpoint_sha256")
     card = {
         "model": {

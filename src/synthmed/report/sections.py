@@ -340,9 +340,12 @@ def gate_text(gate: dict | None) -> str:
             f"; membership AUC {fmt(mem['auc'])} (limit {mem['max_auc']:g}, "
             f"Mann-Whitney p {fmt(mem['p_value'])}, {mem['space']})"
         )
+    rules = ", ".join(gate.get("failed_rules", []))
     if gate["decision"] == "overridden":
-        rules = ", ".join(gate.get("failed_rules", []))
         return f"OVERRIDDEN: refused by {rules}, written anyway because: {reason}. {text}"
+    if gate["decision"] == "audit only":
+        verdict = f"it would be refused by {rules}" if rules else "it would pass"
+        return f"AUDIT ONLY (sampled for evaluation, nothing dropped; {verdict}): {text}"
     return f"passed: {text}"
 
 
