@@ -76,7 +76,8 @@ def run_one(name: str, out: Path, work: Path) -> dict:
     start = time.perf_counter()
     api.train(cfg, run_dir, quiet=True)
     train_s = time.perf_counter() - start
-    api.sample(run_dir, quiet=True)
+    # audit only: the export gate records its verdict and keeps every sample (as before the gate)
+    api.sample(run_dir, quiet=True, audit_only=True)
     arms = api.evaluate(run_dir, quiet=True)["utility"]["segmentation"]["arms"]
     return {
         "config": name,

@@ -61,7 +61,8 @@ def main() -> None:
         api.train(cfg, args.out, base_dir=base, quiet=True)
         times["train_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        api.sample(args.out, quiet=True)
+        # audit only: the export gate records its verdict and keeps every sample (as before the gate)
+        api.sample(args.out, quiet=True, audit_only=True)
         times["sample_s"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     eval_kwargs = {

@@ -100,7 +100,8 @@ def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str
     t0 = time.perf_counter()
     api.train(config, run_dir, base_dir=base, quiet=True)
     train_s = time.perf_counter() - t0
-    api.sample(run_dir, quiet=True)
+    # audit only: the export gate records its verdict and keeps every sample (as before the gate)
+    api.sample(run_dir, quiet=True, audit_only=True)
     metrics = api.evaluate(run_dir, quiet=True)
     row = seed_metrics(metrics, TASK_METRIC.get(task, "dice_mean"))
     row.update(seed=seed, train_s=train_s, total_s=time.perf_counter() - t0)

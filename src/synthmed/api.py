@@ -337,11 +337,22 @@ def sample(
     quantile: float | None = None,
     steps: int | None = None,
     guidance_scale: float | None = None,
+    allow_privacy_risk: str | None = None,
+    audit_only: bool = False,
 ) -> Path:
     """Export a labelled synthetic dataset from a trained run (defaults from ``sample:``).
 
     ``steps`` / ``guidance_scale``: diffusion sampler step count and classifier-free guidance
     scale (default ``sample.steps`` / ``sample.guidance_scale``, else the model's own).
+
+    The export gate (``sample.gate``, on by default; :mod:`synthmed.evaluation.gate`) drops
+    and counts near-copies of training images at the ``quantile`` threshold and refuses a
+    dataset whose near-copy rate or membership AUC is above its limits: ``GateRefused`` (an
+    ``InputError``) with one line, and nothing written. ``allow_privacy_risk`` (or
+    ``sample.gate.allow_privacy_risk``): the reason to write it anyway, recorded in
+    ``gate.json``, ``dataset.json`` and the manifest. ``audit_only``: record the gate's
+    numbers but keep every sample and never refuse (a dataset to evaluate, not to share; the
+    reproduction runner's); ``synthmed export`` refuses such a folder without an override.
 
     ``exclude_near_copies`` drops samples closer to a training image than the ``quantile``
     (default ``evaluate.near_copy_quantile``) of held-out real images; recorded in the manifest
@@ -361,6 +372,9 @@ def sample(
     n = n if n is not None else cfg.n
     threshold = threshold if threshold is not None else cfg.label_threshold
     out = _check_sample_outputs(Path(run_dir), out, n, threshold, cfg.batch_size, formats)
+    if quantile is None:
+        quantile = load_run_config(run_dir).evaluate.near_copy_quantile
+    gate = _export_gate(Path(run_dir), cfg.gate, quantile, allow_privacy_risk, device, audit_only)
     folder = export_synthetic(
         run_dir,
         out_dir=out,
@@ -380,12 +394,11 @@ def sample(
         checkpoint=cfg.checkpoint,
         steps=steps if steps is not None else cfg.steps,
         guidance_scale=guidance_scale if guidance_scale is not None else cfg.guidance_scale,
+        finalize=gate,
     )
     if exclude_near_copies:
         from synthmed.evaluation.filtering import filter_near_copies
 
-        if quantile is None:
-            quantile = load_run_config(run_dir).evaluate.near_copy_quantile
         filter_near_copies(run_dir, folder, quantile)
     extra = [f for f in formats if f not in ("png", "nifti")]
     if extra:
@@ -393,9 +406,32 @@ def sample(
 
         for fmt in extra:
             export_dataset(
-                folder, fmt, folder.parent / "export" / fmt, run_dir=Path(run_dir), quiet=quiet
+                folder,
+                fmt,
+                folder.parent / "export" / fmt,
+                run_dir=Path(run_dir),
+                quiet=quiet,
+                allow_privacy_risk=allow_privacy_risk,
             )
     return folder
+
+
+def _export_gate(
+    run_dir: Path, settings, quantile: float, reason: str | None, device: str, audit_only: bool
+):
+    """The configured export gate, with ``--allow-privacy-risk REASON`` applied."""
+    from synthmed.evaluation.gate import prepare_gate
+
+    if not 0.0 < quantile < 1.0:
+        raise InputError(f"--quantile must be in (0, 1), got {quantile}")
+    if reason is not None:
+        if not reason.strip():
+            raise InputError(
+                "--allow-privacy-risk needs a reason (who accepted the risk and why); "
+                "it is recorded with the dataset"
+            )
+        settings = settings.model_copy(update={"allow_privacy_risk": " ".join(reason.split())})
+    return prepare_gate(run_dir, settings, quantile, device, audit_only)
 
 
 def _check_sample_outputs(run_dir: Path, out, n, threshold, batch_size, formats) -> Path:

@@ -22,6 +22,12 @@ app = typer.Typer(
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 DEVICE = typer.Option("auto", help="cpu, cuda, cuda:1 or auto (CUDA when present).")
+ALLOW_PRIVACY_RISK = typer.Option(
+    None,
+    "--allow-privacy-risk",
+    metavar="REASON",
+    help="Write the dataset although the export gate refuses it; REASON is recorded with it.",
+)
 
 
 @app.command()
@@ -125,11 +131,17 @@ def sample(
     guidance_scale: float = typer.Option(
         None, help="Class-conditional diffusion: classifier-free guidance scale (1 = none)."
     ),
+    allow_privacy_risk: str = ALLOW_PRIVACY_RISK,
     device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
-    """Export a labelled synthetic dataset with a provenance manifest."""
+    """Export a labelled synthetic dataset with a provenance manifest.
+
+    The export gate (sample.gate) drops near-copies of training images and refuses a dataset
+    whose near-copy rate or membership AUC is above its limits; nothing is written then.
+    """
     from synthmed import api
+    from synthmed.evaluation.gate import describe, read_gate
 
     folder = api.sample(
         run_dir,
@@ -148,8 +160,12 @@ def sample(
         quantile=quantile,
         steps=steps,
         guidance_scale=guidance_scale,
+        allow_privacy_risk=allow_privacy_risk,
     )
     typer.echo(f"synthetic dataset: {folder} (manifest: {folder / 'manifest.csv'})")
+    record = read_gate(folder)
+    if record is not None:
+        typer.echo(describe(record))
     if exclude_near_copies:
         import json
 

@@ -26,9 +26,19 @@ def export(
     name: str = typer.Option(None, help="Dataset name (nnunet: DatasetNNN_Name)."),
     bits: int = typer.Option(8, help="8 or 16 bit for png, npz and dicom."),
     spacing: list[float] = typer.Option([], help="mm per axis (repeat; default: real data)."),
+    allow_privacy_risk: str = typer.Option(
+        None,
+        "--allow-privacy-risk",
+        metavar="REASON",
+        help="Write it although the export gate refuses it (sampling first, or a dataset "
+        "sampled for evaluation only); REASON is recorded in export.json.",
+    ),
     quiet: bool = QUIET,
 ) -> None:
-    """Convert a run's synthetic dataset for nnU-Net, MONAI, NIfTI, PNG, NPZ or DICOM."""
+    """Convert a run's synthetic dataset for nnU-Net, MONAI, NIfTI, PNG, NPZ or DICOM.
+
+    A run without a synthetic dataset is sampled first, through the export gate.
+    """
     from synthmed import api
     from synthmed.export import check_export_request, export_dataset
 
@@ -39,7 +49,7 @@ def export(
             check_export_request(  # a bad --out must not cost a sampled dataset
                 format_, out_dir, synthetic_dir=synthetic, run_dir=run_dir, name=name, bits=bits
             )
-            api.sample(run_dir, quiet=quiet)
+            api.sample(run_dir, quiet=quiet, allow_privacy_risk=allow_privacy_risk)
     folder = export_dataset(
         synthetic,
         format_,
@@ -49,6 +59,7 @@ def export(
         bits=bits,
         spacing=spacing or None,
         quiet=quiet,
+        allow_privacy_risk=allow_privacy_risk,
     )
     typer.echo(f"{format_} export: {folder} (manifest: {folder / 'manifest.csv'})")
 

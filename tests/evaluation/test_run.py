@@ -163,11 +163,12 @@ def test_exclude_near_copies_drops_planted_copies(tiny_run, tmp_path):
     dropped = {int(d["index"]) for d in summary["dropped"]}
     assert set(planted) <= dropped
     text = (folder / "manifest.csv").read_text().splitlines()
-    assert text[0].endswith("near_copy_filtering") and len(text) == 1 + summary["n_after"]
+    assert "near_copy_filtering" in text[0].split(",") and len(text) == 1 + summary["n_after"]
     assert all("applied: threshold=" in line for line in text[1:])
     assert len(list((folder / "images").iterdir())) == summary["n_after"]
     assert json.loads((folder / "filtering.json").read_text())["n_before"] == 24
     assert (folder / "dataset.json").is_file(), "filtering keeps the folder description"
+    assert (folder / "gate.json").is_file(), "and the export gate's record"
 
 
 def test_cli_evaluate_options(tiny_run, monkeypatch, capsys):

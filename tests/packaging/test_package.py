@@ -76,6 +76,8 @@ def test_card_describes_without_patient_data(package: Path, run: Path):
     text = (package / "card.md").read_text() + json.dumps(card)
     for section in ("## Intended use", "## Training data", "## Evaluation", "## Limitations"):
         assert section in text
+    assert "## Export gate" in text and "Decision: passed." in text  # the run's sampled set
+    assert card["export_gate"]["near_copies"]["n"] == 3
     assert card["evaluation"]["utility.segmentation.arms.synthetic.dice_mean"] == 0.61
     assert card["evaluated_checkpoint_matches"] is False  # metrics.json names another checkpoint
     assert card["training_data"]["splits"]["train"]["n_patients"] > 0

@@ -41,6 +41,9 @@ def test_report_has_every_section_and_is_self_contained(evaluated_run):
         "near-copy",
         "Resolved run configuration",
         "trained without differential privacy",
+        '<td class="l">export gate</td><td class="l">passed: ',
+        "<b>Export gate</b>",
+        'near-copy filtering at export</td><td class="l">applied: 0 of 24 dropped',
     ):
         assert text in html, text
     metrics = json.loads((evaluated_run / "metrics.json").read_text())

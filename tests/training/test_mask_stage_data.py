@@ -72,7 +72,13 @@ def test_mask_stage_trained_small_samples_full_size_label_maps(tmp_path):
     api.train(cfg, run, quiet=True)
     kwargs = load_checkpoint(run / "mask_stage" / "checkpoints" / "last.pt")["model_kwargs"]
     assert kwargs["spatial_size"] == [16, 16] and kwargs["output_size"] == [32, 32]
-    out = api.sample(run, n=3, out=tmp_path / "syn", device="cpu", quiet=True)
+    # 6 distinct training rows: this tiny cascade's samples sit closer to them than to the 6
+    # held-out rows (GAN-Leaks AUC 0.92, Mann-Whitney p 0.008), which the export gate rightly
+    # refuses; the test is about label-map sizes, so it takes the risk explicitly
+    reason = "test: 6-row phantom cascade, shapes only"
+    out = api.sample(
+        run, n=3, out=tmp_path / "syn", device="cpu", quiet=True, allow_privacy_risk=reason
+    )
     images, labels = read_synthetic_arrays(out)
     assert images.shape[-2:] == (32, 32) and labels.shape == (3, 32, 32)
     with pytest.raises(ValueError, match="mask_stage.size"):

@@ -346,8 +346,52 @@ class TrainConfig(Strict):
         return self
 
 
+class GateConfig(Strict):
+    """The export gate of ``synthmed sample`` (``synthmed.evaluation.gate``).
+
+    Before a sampled dataset folder appears, every sample is compared with the run's real
+    training rows (1 - NCC, threshold = the near-copy quantile of held-out rows, as
+    ``--exclude-near-copies``): near-copies are counted and, with ``drop_near_copies``,
+    removed; then GAN-Leaks (distance to the kept samples) tries to tell training rows from
+    held-out rows. The dataset is refused, and nothing is written, when either rule fails:
+
+    * near-copy rate: the count before dropping is more than a generator whose true rate is
+      ``max_near_copy_rate`` gives with probability ``alpha`` (one-sided binomial test, the
+      function checkpoint selection uses). Default None = the held-out level, the rate at
+      which new real images of other patients are flagged ((q (H-1) + 1) / (H + 1) for H
+      held-out rows at quantile q; about q for large H): a generator is accepted while it
+      copies no more than real data "copies". The test, not a fixed rate, keeps small
+      samples fair: 1 near-copy in 16 samples is no evidence (p = 0.15 at level 0.01).
+    * membership AUC: above ``max_membership_auc`` AND above chance with Mann-Whitney
+      p < ``alpha``. 0.5 is chance; 0.6 means a random training row is ranked above a random
+      held-out one 6 times in 10, an advantage worth refusing on and one that a few hundred
+      rows measure to about +-0.05; the p-value stops tens of rows from refusing on noise.
+
+    ``alpha`` 0.01 is ``train.select.alpha``: an honest generator is refused about 1 time in
+    100 per rule. ``membership_n``: at most this many synthetic samples, training rows and
+    held-out rows (seeded subsets) enter the attack, so its cost does not grow with
+    ``sample.n``. ``allow_privacy_risk``: a reason to write the dataset despite a refusal
+    (``--allow-privacy-risk``), recorded in ``gate.json``, ``dataset.json`` and the manifest.
+    """
+
+    enabled: bool = True
+    drop_near_copies: bool = True
+    max_near_copy_rate: float | None = Field(None, gt=0.0, lt=1.0)
+    max_membership_auc: float = Field(0.6, gt=0.5, le=1.0)
+    alpha: float = Field(0.01, gt=0.0, lt=1.0)
+    membership_n: int = Field(256, ge=2)
+    allow_privacy_risk: str | None = None
+
+    @field_validator("allow_privacy_risk")
+    @classmethod
+    def _reason_given(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("give a reason (who accepted the risk and why), not an empty text")
+        return None if value is None else " ".join(value.split())
+
+
 class SampleConfig(Strict):
-    """Synthetic dataset export."""
+    """Synthetic dataset export (``gate``: the privacy check before a dataset is written)."""
 
     n: int = Field(256, ge=1)
     seed: int = 0
@@ -365,6 +409,7 @@ class SampleConfig(Strict):
     lesion_value: int | None = None  # label value of the lesion (default: the highest)
     lesion_sizes: list[int] | None = None  # label_source cases: target lesion areas, cycled
     lesion_centres: list[list[float]] | None = None  # label_source cases: centres, cycled
+    gate: GateConfig = GateConfig()
 
 
 class ClassicAugConfig(Strict):

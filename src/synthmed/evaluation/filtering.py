@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 FILE_COLUMNS = ("image_png", "label_png", "image_nifti", "label_nifti")
 COLUMN = "near_copy_filtering"
+KEPT_FILES = ("dataset.json", "gate.json")
 
 
-def _manifest_text(rows: list[dict[str, str]], fields: list[str]) -> str:
+def manifest_text(rows: list[dict[str, str]], fields: list[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, restval="")
     writer.writeheader()
@@ -56,25 +57,36 @@ def _rewrite(folder: Path, rows: list[dict], keep: np.ndarray, note: str, summar
                     (tmp / row[column]).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(folder / row[column], tmp / row[column])
             kept.append({**row, COLUMN: note})
-        write_text(tmp / "manifest.csv", _manifest_text(kept, fields))
+        write_text(tmp / "manifest.csv", manifest_text(kept, fields))
         write_json(tmp / "filtering.json", summary)
-        if (folder / "dataset.json").is_file():  # the folder's self-description stays
-            shutil.copy2(folder / "dataset.json", tmp / "dataset.json")
+        for name in KEPT_FILES:  # the folder's self-description and gate record stay
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, tmp / name)
 
 
-def _flag(run_dir: Path, folder: Path, quantile: float) -> tuple[np.ndarray, float, int | None]:
-    """Near-copy mask of the dataset's samples, the threshold and the NCC pixel size used."""
+def reference_rows(run_dir: Path, what: str = "near-copy filtering") -> tuple[Any, Any]:
+    """The run's real training rows and held-out (val + test) rows as the generator saw them
+    (:func:`synthmed.evaluation.inputs.real_rows`); InputError without held-out rows."""
     config = read_run_config(run_dir)
     splits = load_splits(config.data)
     task = detect_task(splits["train"])
     real = real_rows(splits["train"], config, task)
     held = list(splits.get("val", [])) + list(splits.get("test", []))
     if not held:
-        raise InputError("near-copy filtering needs held-out real images (val or test split)")
-    holdout = real_rows(held, config, task)
+        raise InputError(f"{what} needs held-out real images (val or test split)")
+    return real, real_rows(held, config, task)
+
+
+def ncc_pixel_size(images: np.ndarray) -> int | None:
+    """The side NCC compares at: images larger than ``MAX_PIXEL_SIDE`` are downsampled."""
+    return MAX_PIXEL_SIDE if max(images.shape[2:]) > MAX_PIXEL_SIDE else None
+
+
+def _flag(run_dir: Path, folder: Path, quantile: float) -> tuple[np.ndarray, float, int | None]:
+    """Near-copy mask of the dataset's samples, the threshold and the NCC pixel size used."""
+    real, holdout = reference_rows(run_dir)
     images, _ = read_synthetic_arrays(folder)
-    side = max(real.images.shape[2:])
-    pixel_size = MAX_PIXEL_SIDE if side > MAX_PIXEL_SIDE else None
+    pixel_size = ncc_pixel_size(real.images)
     mask, threshold = near_copy_mask(
         images, real.images, holdout.images, quantile, "auto", pixel_size
     )

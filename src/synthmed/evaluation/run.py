@@ -42,8 +42,17 @@ def _provenance(inputs: EvalInputs, run_dir: Path, synth_dir: Path, timing: dict
         "seeds": f"{min(seeds)}..{max(seeds)}" if seeds else "",
         "generator_steps": int(ckpt.get("step", 0)),
         "near_copy_filtering": json.loads(filtering.read_text()) if filtering.is_file() else None,
+        "export_gate": _gate_summary(synth_dir),
         "evaluate_timing": timing,
     }
+
+
+def _gate_summary(synth_dir: Path) -> dict | None:
+    """The export gate's verdict on the evaluated dataset (None: it has no gate record)."""
+    from synthmed.evaluation.gate import read_gate, summary
+
+    record = read_gate(synth_dir)
+    return None if record is None else summary(record)
 
 
 def evaluation_settings(config: RunConfig | EvaluateConfig) -> dict[str, Any]:

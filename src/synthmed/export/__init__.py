@@ -24,6 +24,7 @@ from synthmed.export.core import (
     ExportInfo,
     ExportJob,
     read_dataset_info,
+    read_export_gate,
     run_export_info,
     write_provenance,
 )
@@ -97,6 +98,23 @@ def check_export_request(
     return check_output_dir(target, protected=protected)
 
 
+def _checked_gate(folder: Path, reason: str | None) -> dict | None:
+    """The source folder's export-gate verdict, refusing an ``audit only`` folder (one line)
+    unless a reason is given; the reason joins the verdict in ``export.json``."""
+    gate = read_export_gate(folder)
+    if gate is None or gate.get("decision") != "audit only":
+        return gate
+    if reason is None or not reason.strip():
+        fails = f"; it fails: {gate['refusal']}" if gate.get("refusal") else ""
+        raise InputError(
+            "export: refused by the export gate: the dataset was sampled for evaluation only "
+            f"(near-copies kept){fails}; sample it with `synthmed sample` to pass the gate, "
+            "or pass --allow-privacy-risk 'REASON' to export it anyway",
+            folder,
+        )
+    return {**gate, "export_allow_privacy_risk": " ".join(reason.split())}
+
+
 def export_dataset(
     synthetic_dir: str | Path,
     fmt: str,
@@ -108,8 +126,12 @@ def export_dataset(
     spacing: tuple[float, ...] | list[float] | None = None,
     info: ExportInfo | None = None,
     quiet: bool = False,
+    allow_privacy_risk: str | None = None,
 ) -> Path:
     """Convert a synthetic dataset folder (``synthmed sample`` output) to format ``fmt``.
+
+    A folder the export gate marked ``audit only`` (sampled for evaluation, near-copies kept)
+    is refused unless ``allow_privacy_risk`` gives a reason, recorded in ``export.json``.
 
     Args:
         synthetic_dir: folder with ``images/``, ``labels/`` and ``manifest.csv``.
@@ -133,6 +155,7 @@ def export_dataset(
         fmt, out_dir, synthetic_dir=synthetic_dir, run_dir=run_dir, name=name, bits=bits
     )
     exporter = EXPORTERS.get(fmt)
+    gate = _checked_gate(synthetic_dir, allow_privacy_risk)  # before the arrays are read
     rows = read_manifest(synthetic_dir)
     images, labels = read_synthetic_arrays(synthetic_dir)
     if info is None and run_dir is None:
@@ -141,6 +164,7 @@ def export_dataset(
         run = Path(run_dir) if run_dir is not None else _find_run(synthetic_dir)
         info = run_export_info(run, images.shape[1], images.ndim - 2, int(labels.max()), spacing)
     job = ExportJob(images, labels, rows, info, fmt.lower(), name, bits)
+    job.gate = gate
     target = exporter.target(Path(out_dir), job)
     job.name = name or target.name
     with atomic_dir(target) as tmp, stage(f"export {job.fmt}", len(rows), quiet) as bar:

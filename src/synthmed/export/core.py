@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EXPORTERS = Registry("export format")  # name -> Exporter
 NOT_APPLIED = "not applied"
+GATE_NOT_RUN = "not run (no export-gate record in the sampled dataset)"
 DEFAULT_SPACING_MM = 1.0
 
 
@@ -65,6 +66,7 @@ class ExportJob:
     name: str = "Dataset500_Synthmed"
     bits: int = 8
     advance: Callable[[int], None] = field(default=lambda n: None)
+    gate: dict[str, Any] | None = None  # the source folder's export-gate verdict
 
     @property
     def spatial_dims(self) -> int:
@@ -238,6 +240,18 @@ def read_dataset_info(folder: Path, spacing=None) -> ExportInfo | None:
     return info
 
 
+def read_export_gate(folder: Path) -> dict[str, Any] | None:
+    """The export-gate verdict a sampled folder's ``dataset.json`` records (None: sampled
+    before the gate existed, or from a model package, which holds no real data to check)."""
+    path = Path(folder) / DATASET_JSON
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("export_gate")
+    except (ValueError, AttributeError) as exc:
+        raise InputError(f"unreadable dataset description: {exc}", path) from None
+
+
 def _checkpoint_classes(run_dir: Path) -> int:
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
@@ -289,6 +303,7 @@ def provenance(job: ExportJob) -> dict[str, Any]:
         },
         "seeds": [int(r["seed"]) for r in job.rows if r.get("seed") not in (None, "")],
         "near_copy_filtering": filtering[0] if len(filtering) == 1 else filtering,
+        "export_gate": job.gate or {"decision": GATE_NOT_RUN},
         "label_names": job.info.label_names,
         "channel_names": job.info.channel_names,
         "spacing_mm": list(job.info.spacing),

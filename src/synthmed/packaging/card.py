@@ -78,6 +78,20 @@ def flatten_metrics(metrics: dict | None) -> dict[str, float] | str:
     return flat or NOT_EVALUATED
 
 
+def gate_summary(gate: dict | None) -> dict[str, Any]:
+    """The export gate's verdict on the run's synthetic dataset, allow-listed for the card
+    (decision, override reason, near-copy and membership numbers; no sample lists)."""
+    if not gate:
+        return {"decision": "not run"}
+    out = {k: gate.get(k) for k in ("decision", "allow_privacy_risk", "failed_rules")}
+    near, mem = gate.get("near_copies") or {}, gate.get("membership") or {}
+    keys = ("n", "n_flagged", "rate", "limit_rate", "null_source", "null_rate", "p_value")
+    out["near_copies"] = {k: near[k] for k in keys if k in near} or None
+    keys = ("auc", "max_auc", "p_value", "space", "n_members", "n_nonmembers")
+    out["membership"] = {k: mem[k] for k in keys if k in mem} or None
+    return out
+
+
 def limitations(meta: dict, data: dict, evaluation: dict | str) -> list[str]:
     train = data["splits"].get("train", {})
     items = [
@@ -109,11 +123,28 @@ def limitations(meta: dict, data: dict, evaluation: dict | str) -> list[str]:
 
 
 def build_card(
-    meta: dict, config: dict, summary: dict | None, metrics: dict | None
+    meta: dict,
+    config: dict,
+    summary: dict | None,
+    metrics: dict | None,
+    gate: dict | None = None,
 ) -> tuple[str, dict]:
-    """Card as (Markdown, JSON-able dict) from package metadata and run artefacts."""
+    """Card as (Markdown, JSON-able dict) from package metadata and run artefacts (``gate``:
+    the run's ``synthetic/gate.json``)."""
     data = describe_training_data(config, summary)
     evaluation = flatten_metrics(metrics)
+    export_gate = gate_summary(gate)
+    items = limitations(meta, data, evaluation)
+    if export_gate["decision"] == "overridden":
+        items.append(
+            "The run's synthetic dataset was written although the export gate refused it; "
+            f"reason given: {export_gate['allow_privacy_risk']}."
+        )
+    elif export_gate["decision"] == "audit only" and export_gate.get("failed_rules"):
+        items.append(
+            "The export gate would refuse the run's synthetic dataset (sampled for evaluation "
+            f"only): {', '.join(export_gate['failed_rules'])}."
+        )
     evaluated_sha = ((metrics or {}).get("provenance") or {}).get("checkpoint_sha256")
     card = {
         "model": {
@@ -136,7 +167,8 @@ def build_card(
         "evaluated_checkpoint_matches": (
             None if evaluated_sha is None else evaluated_sha == meta["source_checkpoint_sha256"]
         ),
-        "limitations": limitations(meta, data, evaluation),
+        "export_gate": export_gate,
+        "limitations": items,
     }
     return render_markdown(card), card
 
@@ -191,5 +223,17 @@ def render_markdown(card: dict) -> str:
             lines += ["", "Note: these results were computed for another checkpoint."]
     else:
         lines.append(f"{card['evaluation']} (run `synthmed evaluate` before packaging).")
+    lines += ["", "## Export gate", "", *_gate_lines(card.get("export_gate") or {})]
     lines += ["", "## Limitations", "", *[f"- {item}" for item in card["limitations"]]]
     return "\n".join(lines) + "\n"
+
+
+def _gate_lines(gate: dict) -> list[str]:
+    """The privacy check ``synthmed sample`` made before writing the run's synthetic data."""
+    lines = [f"Decision: {gate.get('decision', 'not run')}."]
+    if gate.get("allow_privacy_risk"):
+        lines[0] += f" Override reason: {gate['allow_privacy_risk']}."
+    for key in ("near_copies", "membership"):
+        if gate.get(key):
+            lines += ["", f"{key.replace('_', ' ')}:", "", *_table(gate[key])]
+    return lines

@@ -185,6 +185,7 @@ def build_package(
         public_config,
         _read_json(run_dir / "data_summary.json"),
         _read_json(run_dir / "metrics.json"),
+        _read_json(run_dir / "synthetic" / "gate.json"),
     )
     with atomic_dir(out) as tmp:
         _save_tensors(tmp / WEIGHTS, generator_state(state, config.sample.weights)[0])

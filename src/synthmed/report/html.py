@@ -30,6 +30,7 @@ from synthmed.report.figures import pair_grid, png_bytes
 from synthmed.report.sections import (
     fidelity_view,
     fmt,
+    gate_text,
     plain_summary,
     privacy_view,
     timing,
@@ -92,6 +93,22 @@ def _privacy_block(metrics: dict, run_dir: Path) -> dict | None:
     return view
 
 
+def _filtering(provenance: dict) -> dict | None:
+    """What was dropped at export: ``--exclude-near-copies`` or the export gate's drop."""
+    if provenance.get("near_copy_filtering"):
+        return provenance["near_copy_filtering"]
+    gate = provenance.get("export_gate") or {}
+    near = gate.get("near_copies") or {}
+    if not near.get("drop_near_copies"):
+        return None
+    keys = ("threshold", "quantile")
+    return {
+        "n_dropped": gate["n_dropped"],
+        "n_before": gate["n_before"],
+        **{k: near[k] for k in keys},
+    }
+
+
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -130,7 +147,8 @@ def _context(run_dir: Path, metrics: dict) -> dict[str, Any]:
         "selection": _read_json(run_dir / "selection.json"),
         "limits": LIMITS,
         "provenance": metrics.get("provenance", {}),
-        "filtering": (metrics.get("provenance") or {}).get("near_copy_filtering"),
+        "filtering": _filtering(metrics.get("provenance") or {}),
+        "gate": gate_text((metrics.get("provenance") or {}).get("export_gate")),
         "evaluation_json": json.dumps(metrics.get("evaluation", {}), indent=2),
         "config_yaml": config_path.read_text() if config_path.is_file() else "",
         "fmt": fmt,

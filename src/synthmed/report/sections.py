@@ -320,6 +320,35 @@ def privacy_view(priv: dict | None) -> dict | None:
     }
 
 
+def gate_text(gate: dict | None) -> str:
+    """One sentence on the export gate's verdict on the evaluated dataset (``gate.json``)."""
+    if not gate:
+        return "not run: the dataset has no export-gate record (sampled before the gate existed)"
+    if not gate.get("enabled"):
+        return "disabled (sample.gate.enabled: false): written without the privacy check"
+    reason = gate.get("allow_privacy_risk")
+    if not gate.get("checked"):
+        return f"OVERRIDDEN without a check ({gate.get('why_not_checked')}); reason: {reason}"
+    near, mem = gate["near_copies"], gate.get("membership")
+    text = (
+        f"{gate['n_dropped']} of {gate['n_before']} samples dropped as near-copies; near-copy "
+        f"rate before dropping {fmt(near['rate'])} (limit {fmt(near['limit_rate'])}: "
+        f"{near['null_source']} {fmt(near['null_rate'])}, binomial alpha {near['alpha']:g})"
+    )
+    if mem is not None:
+        text += (
+            f"; membership AUC {fmt(mem['auc'])} (limit {mem['max_auc']:g}, "
+            f"Mann-Whitney p {fmt(mem['p_value'])}, {mem['space']})"
+        )
+    rules = ", ".join(gate.get("failed_rules", []))
+    if gate["decision"] == "overridden":
+        return f"OVERRIDDEN: refused by {rules}, written anyway because: {reason}. {text}"
+    if gate["decision"] == "audit only":
+        verdict = f"it would be refused by {rules}" if rules else "it would pass"
+        return f"AUDIT ONLY (sampled for evaluation, nothing dropped; {verdict}): {text}"
+    return f"passed: {text}"
+
+
 def _utility_sentences(utility: dict) -> list[str]:
     out = []
     for task, section in (utility or {}).items():

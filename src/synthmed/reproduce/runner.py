@@ -128,7 +128,9 @@ def _run_arm(
             mask_stage_from=mask_stage_from,
         )
     if not (reuse and sampled):
-        _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet)
+        # every sample the protocol draws is evaluated (the gate records, never drops): the
+        # arm's synthetic set is for the paper's comparison, not for sharing
+        _timed(times, "sample_s", api.sample, run_dir, device=device, quiet=quiet, audit_only=True)
     metrics_file = run_dir / "metrics.json"
     wanted = _wanted(config, protocols, sizes, seeds)
     fresh = "train_s" in times or "sample_s" in times  # a stored evaluation is of older samples

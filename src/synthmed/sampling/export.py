@@ -2,13 +2,17 @@
 
 Each sample is generated from its own seed (StyleGAN2-ADA convention), so sample ``i`` is
 the same image whatever ``n`` or the batch size was, and the file name carries the seed.
-The whole dataset folder is written to a temporary folder and renamed when complete.
+The whole dataset folder is written to a temporary folder and renamed when complete; a
+``finalize`` hook (the export gate of :mod:`synthmed.evaluation.gate`, passed in by
+:func:`synthmed.api.sample` so that sampling does not depend on evaluation) sees the finished
+temporary folder first and may edit it, or raise to leave the output folder untouched.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +36,9 @@ from synthmed.models.build import build_model
 from synthmed.outputs import check_output_dir, check_sample_args
 from synthmed.privacy_record import checkpoint_record, dataset_privacy
 from synthmed.progress import stage
+
+Finalize = Callable[[Path], object]
+"""Called with the complete temporary dataset folder before it is renamed into place."""
 
 MANIFEST_FIELDS = [
     "index",
@@ -216,6 +223,7 @@ def export_synthetic(
     checkpoint: str = "best",
     steps: int | None = None,
     guidance_scale: float | None = None,
+    finalize: Finalize | None = None,
 ) -> Path:
     """Generate ``n`` labelled samples (seeds ``seed .. seed+n-1``) from a run's selected
     checkpoint (``checkpoint``: ``best`` = ``checkpoints/best.pt`` of the memorization-aware
@@ -226,6 +234,7 @@ def export_synthetic(
     Translators (pix2pix, SPADE) are driven by label maps from ``label_source`` (see
     :mod:`synthmed.sampling.conditions`); ``edit_lesions`` applies a random lesion edit to each
     training label map first (Shin 2018), recorded in the manifest's ``edits`` column.
+    ``finalize``: see :data:`Finalize` (default: none).
 
     Returns:
         The dataset folder (default ``run_dir/synthetic``) with ``images/``, ``labels/`` and
@@ -243,7 +252,9 @@ def export_synthetic(
         }
         for g in gens.values():
             configure_sampler(g, steps, guidance_scale)
-        return _export_per_class(run_dir, gens, out_dir, n, seed, formats, threshold, quiet)
+        return _export_per_class(
+            run_dir, gens, out_dir, n, seed, formats, threshold, quiet, finalize
+        )
     gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
     configure_sampler(gen, steps, guidance_scale)
     conditions, extra = None, None
@@ -278,6 +289,7 @@ def export_synthetic(
         info=run_dataset_info(run_dir, gen),
         class_names=_class_names(run_dir),
         privacy=_run_privacy(run_dir, gen, extra),
+        finalize=finalize,
     )
 
 
@@ -315,13 +327,15 @@ def export_from_generator(
     info=None,
     class_names: list[str] | None = None,
     privacy: dict | None = None,
+    finalize: Finalize | None = None,
 ) -> Path:
     """Write ``n`` samples of a loaded generator as a dataset folder with its manifest and
     ``dataset.json`` (channel/label names, spacing, classes: ``info``, an ExportInfo; default
     names from the generator alone, 1 mm spacing; ``privacy``: the dataset's DP guarantee,
     default the generator's own record).
 
-    The folder is built under a temporary name and renamed when complete.
+    The folder is built under a temporary name, passed to ``finalize`` (if given) and renamed
+    when complete.
     """
     unknown = set(formats) - {"png", "nifti"}
     if unknown or not formats:
@@ -333,31 +347,34 @@ def export_from_generator(
     classes = default_classes(gen, seeds)
     has_labels = getattr(gen.model, "label_channels", 1) > 0
     rows = []
-    with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
-        for start in range(0, n, batch_size):
-            chunk = seeds[start : start + batch_size]
-            stop = start + len(chunk)
-            images, labels = generate_pairs(
-                gen,
-                chunk,
-                threshold,
-                batch_size,
-                classes=None if classes is None else classes[start:stop],
-                conditions=None if conditions is None else conditions[start:stop],
-            )
-            for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
-                index = start + offset
-                name = f"sample_{index:06d}_seed{chunk[offset]:08d}"
-                row = _write_sample(tmp, name, img, lab if has_labels else None, formats)
-                row.update(extra_columns[index] if extra_columns else {})
-                if classes is not None:
-                    row["class"] = int(classes[index])
-                rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
-            bar.advance(len(chunk))
+    with atomic_dir(out_dir) as tmp:
+        with stage("sample", n, quiet) as bar:
+            for start in range(0, n, batch_size):
+                chunk = seeds[start : start + batch_size]
+                stop = start + len(chunk)
+                images, labels = generate_pairs(
+                    gen,
+                    chunk,
+                    threshold,
+                    batch_size,
+                    classes=None if classes is None else classes[start:stop],
+                    conditions=None if conditions is None else conditions[start:stop],
+                )
+                for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
+                    index = start + offset
+                    name = f"sample_{index:06d}_seed{chunk[offset]:08d}"
+                    row = _write_sample(tmp, name, img, lab if has_labels else None, formats)
+                    row.update(extra_columns[index] if extra_columns else {})
+                    if classes is not None:
+                        row["class"] = int(classes[index])
+                    rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
+                bar.advance(len(chunk))
         write_text(tmp / "manifest.csv", _manifest_text(rows))
         if privacy is None:
             privacy = dataset_privacy({"generator": gen.privacy}, None)
         _write_description(tmp, gen, label, info, class_names, privacy)
+        if finalize is not None:
+            finalize(tmp)
     return out_dir
 
 
@@ -416,26 +433,30 @@ def _export_per_class(
     formats,
     threshold: float,
     quiet: bool,
+    finalize: Finalize | None = None,
 ) -> Path:
     """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
     generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
     keys = sorted(gens)
     seeds = list(range(seed, seed + n))
     rows = []
-    with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
-        for index, s in enumerate(seeds):
-            k = keys[s % len(keys)]
-            img, lab = generate_pairs(gens[k], [s], threshold)
-            name = f"sample_{index:06d}_seed{s:08d}"
-            has_labels = getattr(gens[k].model, "label_channels", 1) > 0
-            files = _write_sample(tmp, name, img[0], lab[0] if has_labels else None, formats)
-            files["class"] = k
-            checkpoint = str(gens[k].checkpoint.relative_to(run_dir))
-            rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
-            bar.advance(1)
+    with atomic_dir(out_dir) as tmp:
+        with stage("sample", n, quiet) as bar:
+            for index, s in enumerate(seeds):
+                k = keys[s % len(keys)]
+                img, lab = generate_pairs(gens[k], [s], threshold)
+                name = f"sample_{index:06d}_seed{s:08d}"
+                has_labels = getattr(gens[k].model, "label_channels", 1) > 0
+                files = _write_sample(tmp, name, img[0], lab[0] if has_labels else None, formats)
+                files["class"] = k
+                checkpoint = str(gens[k].checkpoint.relative_to(run_dir))
+                rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
+                bar.advance(1)
         write_text(tmp / "manifest.csv", _manifest_text(rows))
         first = gens[keys[0]]
         info = run_dataset_info(run_dir, first)
         privacy = dataset_privacy({f"class_{k}": gens[k].privacy for k in keys}, None)
         _write_description(tmp, first, "classes/class_*", info, _class_names(run_dir), privacy)
+        if finalize is not None:
+            finalize(tmp)
     return out_dir

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import binom
 
 from synthmed.atomic import write_json
 from synthmed.config.schema import RunConfig
 from synthmed.data.pairs import decode_pairs
+from synthmed.evaluation.privacy.memorization import near_copy_p_value
 from synthmed.models.base import synthesize_with
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,7 @@ SUMMARY = "selection.json"
 FIELDS = ["step", "kid", "fd", "near_copy_rate", "near_copy_p", "eligible", "best"]
 
 
-def near_copy_p_value(n_flagged: int, n: int, quantile: float) -> float:
-    """P(X >= n_flagged) for X ~ Binomial(n, quantile): how surprising this many near-copies
-    would be from a generator that is as far from its training rows as new real images are."""
-    if n_flagged <= 0:
-        return 1.0
-    return float(binom.sf(n_flagged - 1, n, quantile))
+__all__ = ["CheckpointSelector", "Reference", "build_reference", "near_copy_p_value"]
 
 
 @dataclass

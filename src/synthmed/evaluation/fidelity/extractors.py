@@ -368,6 +368,20 @@ def load_or_fit_encoder(
     Returns:
         A fitted encoder; refitted and rewritten when the data hash or a setting differs.
     """
+    cached = cached_encoder(cache_dir, images, **kwargs)
+    if cached is not None:
+        return cached
+    wanted = EncoderExtractor(**kwargs)
+    wanted.fit(images)
+    wanted.save(Path(cache_dir) / f"fidelity_encoder{_weights_suffix()}")
+    return wanted
+
+
+def cached_encoder(
+    cache_dir: str | Path, images: ImageArray, **kwargs: Any
+) -> EncoderExtractor | None:
+    """The cached encoder of :func:`load_or_fit_encoder` when one fits ``images`` and the
+    settings, else None: never trains one (the export gate uses it only when it is free)."""
     cache_dir = Path(cache_dir)
     device = kwargs.get("device", "cpu")
     wanted = EncoderExtractor(**kwargs)
@@ -387,9 +401,7 @@ def load_or_fit_encoder(
         if cached.meta.get("data_hash") == digest and have == wanted.config():
             log.info("using cached encoder %s", path)
             return cached
-    wanted.fit(images)
-    wanted.save(cache_dir / f"fidelity_encoder{_weights_suffix()}")
-    return wanted
+    return None
 
 
 def _load_user_module(path: Path, allow_pickle: bool) -> nn.Module:

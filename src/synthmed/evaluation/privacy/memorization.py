@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
 from synthmed.evaluation.privacy.neighbours import (
     ArrayLike,
@@ -93,6 +94,38 @@ def calibrate_copy_threshold(
 def flag_near_copies(d_train: ArrayLike, threshold: float) -> np.ndarray:
     """Boolean (M,) mask: ``d_train <= threshold`` (a threshold of 0 still flags exact copies)."""
     return np.asarray(d_train, dtype=np.float64) <= threshold
+
+
+def held_out_flag_rate(n_holdout: int, quantile: float) -> float:
+    """Chance that a NEW real image is flagged by :func:`calibrate_copy_threshold` calibrated on
+    ``n_holdout`` held-out images: the near-copy rate of a generator that is as far from its
+    training rows as real images of other patients are.
+
+    The threshold sits at position ``h = quantile * (H - 1)`` of the sorted held-out distances
+    (``np.quantile``, linear); a new exchangeable distance falls below the j-th of H order
+    statistics with probability j / (H + 1), so at the interpolated position the rate is
+    ``(h + 1) / (H + 1)``. That is ``quantile`` for large H, but 0.085 for H = 12 at
+    quantile 0.01: with few held-out images even new real images are flagged often.
+    """
+    if n_holdout < 1:
+        raise ValueError("the held-out level needs at least one held-out image")
+    return float((quantile * (n_holdout - 1) + 1) / (n_holdout + 1))
+
+
+def near_copy_p_value(n_flagged: int, n: int, rate: float) -> float:
+    """P(X >= n_flagged) for X ~ Binomial(n, rate): how surprising this many near-copies
+    would be from a generator whose true near-copy rate is ``rate`` (one-sided)."""
+    if n_flagged <= 0:
+        return 1.0
+    return float(binom.sf(n_flagged - 1, n, rate))
+
+
+def max_accepted_near_copies(n: int, rate: float, alpha: float) -> int:
+    """The largest near-copy count among ``n`` samples whose :func:`near_copy_p_value` is
+    still >= ``alpha``: more than this refutes "true rate <= ``rate``" at level ``alpha``."""
+    counts = np.arange(1, n + 1)
+    surprising = binom.sf(counts - 1, n, rate) < alpha  # monotone: False ... False True ...
+    return int(n if not surprising.any() else counts[np.argmax(surprising)] - 1)
 
 
 def _py(value: Any) -> Any:
