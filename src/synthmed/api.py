@@ -329,6 +329,25 @@ def sample(
     ``formats`` beyond png/nifti (nnunet, monai, npz, dicom) are written from the sampled
     dataset into ``<out>/../export/<format>`` by :mod:`synthmed.export`.
     """
+    from synthmed import distributed
+    from synthmed.devices import resolve_device
+
+    _check_device(device, "--device")
+    with distributed.session(resolve_device(device).type):
+        return _sample(
+            run_dir, n, seed, formats, out, threshold, device, quiet, label_source,
+            edit_lesions, lesion_sizes, lesion_centres, exclude_near_copies, quantile, steps,
+            guidance_scale,
+        )  # fmt: skip
+
+
+def _sample(
+    run_dir, n, seed, formats, out, threshold, device, quiet, label_source, edit_lesions,
+    lesion_sizes, lesion_centres, exclude_near_copies, quantile, steps, guidance_scale,
+) -> Path:  # fmt: skip
+    """:func:`sample` inside the torchrun process group (if any): every rank makes its block
+    of shards; rank 0 alone merges them and writes filters and exports."""
+    from synthmed import distributed
     from synthmed.sampling.export import export_synthetic
 
     cfg = load_run_config(run_dir).sample
@@ -357,6 +376,8 @@ def sample(
         steps=steps if steps is not None else cfg.steps,
         guidance_scale=guidance_scale if guidance_scale is not None else cfg.guidance_scale,
     )
+    if not distributed.is_main():
+        return folder
     if exclude_near_copies:
         from synthmed.evaluation.filtering import filter_near_copies
 

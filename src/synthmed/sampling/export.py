@@ -2,7 +2,8 @@
 
 Each sample is generated from its own seed (StyleGAN2-ADA convention), so sample ``i`` is
 the same image whatever ``n`` or the batch size was, and the file name carries the seed.
-The whole dataset folder is written to a temporary folder and renamed when complete.
+The dataset is made in shards (:mod:`synthmed.sampling.shards`): split over the ranks under
+torchrun, resumable, and renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from synthmed import __version__
-from synthmed.atomic import atomic_dir, write_json, write_text
+from synthmed.atomic import write_json, write_text
 from synthmed.checkpoints import (
     class_checkpoints,
     file_sha256,
@@ -26,11 +27,13 @@ from synthmed.checkpoints import (
 from synthmed.data.pairs import decode_pairs
 from synthmed.data.writers import write_label_png, write_nifti, write_png
 from synthmed.devices import resolve_device
+from synthmed.distributed import local_device
 from synthmed.errors import InputError
 from synthmed.models.base import synthesize_pairs
 from synthmed.models.build import build_model
 from synthmed.outputs import check_output_dir, check_sample_args
-from synthmed.progress import stage
+from synthmed.sampling.conditions import Conditions
+from synthmed.sampling.shards import sample_in_shards
 
 MANIFEST_FIELDS = [
     "index",
@@ -232,6 +235,14 @@ def export_synthetic(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "synthetic"
     check_sample_args(n, threshold, batch_size)
     check_output_dir(out_dir, protected={"the run folder": run_dir})
+    device = str(local_device(resolve_device(device)))  # under torchrun: this rank's GPU
+    request = {
+        "n": n, "seed": seed, "formats": list(formats), "threshold": threshold,
+        "batch_size": batch_size, "label_source": label_source, "edit_lesions": edit_lesions,
+        "lesion_value": lesion_value, "lesion_sizes": lesion_sizes,
+        "lesion_centres": lesion_centres, "weights": weights, "checkpoint": checkpoint,
+        "steps": steps, "guidance_scale": guidance_scale,
+    }  # fmt: skip
     per_class = class_checkpoints(run_dir)
     if per_class:
         gens = {
@@ -240,19 +251,18 @@ def export_synthetic(
         }
         for g in gens.values():
             configure_sampler(g, steps, guidance_scale)
-        return _export_per_class(run_dir, gens, out_dir, n, seed, formats, threshold, quiet)
+        return _export_per_class(
+            run_dir, gens, out_dir, n, seed, formats, threshold, batch_size, quiet, request
+        )
     gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
     configure_sampler(gen, steps, guidance_scale)
-    conditions, extra = None, None
+    conditions = None
     if gen.model.needs_condition:
         from synthmed.sampling.conditions import translator_conditions
 
-        seeds = list(range(seed, seed + n))
-        num_classes = gen.model.label_channels + 1
-        conditions, extra = translator_conditions(
+        conditions = translator_conditions(
             run_dir,
-            seeds,
-            num_classes,
+            gen.model.label_channels + 1,
             label_source,
             edit_lesions,
             lesion_value,
@@ -271,9 +281,9 @@ def export_synthetic(
         quiet,
         checkpoint_label=str(gen.checkpoint.relative_to(run_dir)),
         conditions=conditions,
-        extra_columns=extra,
         info=run_dataset_info(run_dir, gen),
         class_names=_class_names(run_dir),
+        request=request,
     )
 
 
@@ -293,51 +303,58 @@ def export_from_generator(
     batch_size: int = 64,
     quiet: bool = False,
     checkpoint_label: str | None = None,
-    conditions: torch.Tensor | None = None,
-    extra_columns: list[dict] | None = None,
+    conditions: Conditions | None = None,
     info=None,
     class_names: list[str] | None = None,
+    request: dict | None = None,
 ) -> Path:
     """Write ``n`` samples of a loaded generator as a dataset folder with its manifest and
     ``dataset.json`` (channel/label names, spacing, classes: ``info``, an ExportInfo; default
     names from the generator alone, 1 mm spacing).
 
-    The folder is built under a temporary name and renamed when complete.
+    Args:
+        conditions: translators' label maps per batch of samples
+            (:func:`synthmed.sampling.conditions.translator_conditions`).
+        request: what else decides the samples (label source, sampler settings), for
+            recognising an unfinished earlier run of the same request.
+
+    Samples are made in shards of ``batch_size`` (:mod:`synthmed.sampling.shards`): split over
+    the ranks under torchrun, resumed after an interruption, renamed into place when complete.
     """
     unknown = set(formats) - {"png", "nifti"}
     if unknown or not formats:
         raise InputError(f"unknown export format(s) {sorted(unknown)}; choose png and/or nifti")
     check_sample_args(n, threshold, batch_size)
     out_dir = check_output_dir(out_dir)
-    seeds = list(range(seed, seed + n))
     label = checkpoint_label or gen.checkpoint.name
-    classes = default_classes(gen, seeds)
     has_labels = getattr(gen.model, "label_channels", 1) > 0
-    rows = []
-    with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
-        for start in range(0, n, batch_size):
-            chunk = seeds[start : start + batch_size]
-            stop = start + len(chunk)
-            images, labels = generate_pairs(
-                gen,
-                chunk,
-                threshold,
-                batch_size,
-                classes=None if classes is None else classes[start:stop],
-                conditions=None if conditions is None else conditions[start:stop],
-            )
-            for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
-                index = start + offset
-                name = f"sample_{index:06d}_seed{chunk[offset]:08d}"
-                row = _write_sample(tmp, name, img, lab if has_labels else None, formats)
-                row.update(extra_columns[index] if extra_columns else {})
-                if classes is not None:
-                    row["class"] = int(classes[index])
-                rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
-            bar.advance(len(chunk))
-        write_text(tmp / "manifest.csv", _manifest_text(rows))
-        _write_description(tmp, gen, label, info, class_names)
-    return out_dir
+
+    def make(folder: Path, start: int, stop: int) -> list[dict]:
+        seeds = list(range(seed + start, seed + stop))
+        classes = default_classes(gen, seeds)
+        cond, extra = conditions(seeds, start) if conditions is not None else (None, None)
+        images, labels = generate_pairs(gen, seeds, threshold, batch_size, classes, cond)
+        rows = []
+        for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
+            name = f"sample_{start + offset:06d}_seed{seeds[offset]:08d}"
+            row = _write_sample(folder, name, img, lab if has_labels else None, formats)
+            row.update(extra[offset] if extra else {})
+            if classes is not None:
+                row["class"] = int(classes[offset])
+            rows.append(_manifest_row(start + offset, seeds[offset], row, lab, gen, label))
+        return rows
+
+    def finish(folder: Path, rows: list[dict]) -> None:
+        write_text(folder / "manifest.csv", _manifest_text(rows))
+        _write_description(folder, gen, label, info, class_names)
+
+    request = {
+        **(request or {}), "n": n, "seed": seed, "formats": list(formats),
+        "threshold": threshold, "batch_size": batch_size, "checkpoint": label,
+        "checkpoint_sha256": gen.checkpoint_sha256, "weights": gen.weights,
+        "sampler": gen.model.sampler_description(), "synthmed_version": __version__,
+    }  # fmt: skip
+    return sample_in_shards(out_dir, request, n, batch_size, make, finish, quiet)
 
 
 def _write_description(folder: Path, gen: LoadedGenerator, checkpoint: str, info, class_names):
@@ -392,26 +409,37 @@ def _export_per_class(
     seed: int,
     formats,
     threshold: float,
+    batch_size: int,
     quiet: bool,
+    request: dict,
 ) -> Path:
     """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
     generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
     keys = sorted(gens)
-    seeds = list(range(seed, seed + n))
-    rows = []
-    with atomic_dir(out_dir) as tmp, stage("sample", n, quiet) as bar:
-        for index, s in enumerate(seeds):
+
+    def make(folder: Path, start: int, stop: int) -> list[dict]:
+        rows = []
+        for index in range(start, stop):
+            s = seed + index
             k = keys[s % len(keys)]
             img, lab = generate_pairs(gens[k], [s], threshold)
             name = f"sample_{index:06d}_seed{s:08d}"
             has_labels = getattr(gens[k].model, "label_channels", 1) > 0
-            files = _write_sample(tmp, name, img[0], lab[0] if has_labels else None, formats)
+            files = _write_sample(folder, name, img[0], lab[0] if has_labels else None, formats)
             files["class"] = k
             checkpoint = str(gens[k].checkpoint.relative_to(run_dir))
             rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
-            bar.advance(1)
-        write_text(tmp / "manifest.csv", _manifest_text(rows))
+        return rows
+
+    def finish(folder: Path, rows: list[dict]) -> None:
+        write_text(folder / "manifest.csv", _manifest_text(rows))
         first = gens[keys[0]]
         info = run_dataset_info(run_dir, first)
-        _write_description(tmp, first, "classes/class_*", info, _class_names(run_dir))
-    return out_dir
+        _write_description(folder, first, "classes/class_*", info, _class_names(run_dir))
+
+    request = {
+        **request,
+        "checkpoint_sha256": {str(k): g.checkpoint_sha256 for k, g in gens.items()},
+        "synthmed_version": __version__,
+    }
+    return sample_in_shards(out_dir, request, n, batch_size, make, finish, quiet)
