@@ -1,0 +1,30 @@
+"""Running ``synthmed`` as a CPU (gloo) torchrun job from a test, with this checkout's code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import synthmed
+
+SRC = str(Path(synthmed.__file__).resolve().parents[1])
+
+
+def child_env() -> dict[str, str]:
+    """The test's environment with this checkout first on ``PYTHONPATH`` (torchrun's workers
+    inherit it) and one thread per process (two ranks on a small CPU)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    return env
+
+
+def synthmed_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m synthmed ARGS`` in a fresh process (``--nproc N`` then launches torchrun)."""
+    cmd = [sys.executable, "-m", "synthmed", *args]
+    return subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def output(done: subprocess.CompletedProcess) -> str:
+    return done.stdout[-3000:] + done.stderr[-3000:]
