@@ -108,3 +108,29 @@ def test_two_rank_run_resumes_in_one_process(tmp_path):
     _one_process(straight, _overrides("wgan_gp", steps=3, batch=4))
     assert [int(r["step"]) for r in _log(resumed)] == [1, 2, 3]
     _assert_same_training(resumed, straight)
+
+
+def test_nproc_quick_run_resumes_in_two_processes(tmp_path):
+    """``synthmed train --nproc 2 --quick`` end to end on phantoms, then resumed by the same
+    command with ``--resume``: it continues from step 2, rank 0 alone writes each log row and
+    checkpoint once, and the result is what 1 process with twice the batch trains straight."""
+    from tests.torchrun import output, synthmed_cli
+
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    for steps, resume in ((2, []), (3, ["--resume"])):
+        sets = [a for o in _overrides("wgan_gp", steps, batch=2) for a in ("--set", o)]
+        done = synthmed_cli(
+            "train", "--preset", "demo-gan", "--quick", *sets, "--out", str(resumed),
+            "--nproc", "2", *resume,
+        )  # fmt: skip
+        assert done.returncode == 0, output(done)
+        assert done.stdout.count(f"trained {steps} steps") == 1, output(done)  # rank 0 reports
+        assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == steps
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["last.pt"]
+    assert not list(resumed.rglob("*.tmp*"))
+    assert [int(r["step"]) for r in _log(resumed)] == [1, 2, 3]  # each row written once
+    cfg, _ = load_run_config(
+        None, preset="demo-gan", quick=True, overrides=_overrides("wgan_gp", 3, batch=4)
+    )
+    api.train(cfg, straight, quiet=True)
+    _assert_same_training(resumed, straight)
