@@ -149,6 +149,7 @@ def _train(config: RunConfig, run_dir: Path, base_dir, resume, quiet, mask_stage
     from synthmed.data.arrays import prepare_gan_data
     from synthmed.training.loop import train_gan
 
+    resume = resume or _restarted_with_checkpoint(run_dir)
     _check_run_dir(run_dir, resume)
     config = absolutize_paths(config, Path(base_dir) if base_dir else None)
     if resume:
@@ -170,6 +171,22 @@ def _train(config: RunConfig, run_dir: Path, base_dir, resume, quiet, mask_stage
     if config.train.per_class:
         return _train_per_class(config, data, run_dir, resume, quiet)
     return train_gan(config, data, run_dir, resume=resume, quiet=quiet)
+
+
+def _restarted_with_checkpoint(run_dir: Path) -> bool:
+    """True in a worker that torchrun restarted (``--max-restarts``: it sets
+    ``TORCHELASTIC_RESTART_COUNT`` > 0) when the failed attempt left ``checkpoints/last.pt``:
+    the restart runs the same command, which must then continue the run, not refuse it."""
+    import os
+
+    from synthmed.checkpoints import find_last_checkpoint
+
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") in ("", "0"):
+        return False
+    if find_last_checkpoint(run_dir) is None:
+        return False
+    log.warning("torchrun restart: resuming %s from its last checkpoint", run_dir)
+    return True
 
 
 def _train_per_class(config: RunConfig, data, run_dir: Path, resume: bool, quiet: bool):

@@ -134,3 +134,20 @@ def test_nproc_quick_run_resumes_in_two_processes(tmp_path):
     )
     api.train(cfg, straight, quiet=True)
     _assert_same_training(resumed, straight)
+
+
+def test_torchrun_restart_continues_the_run(tmp_path, monkeypatch):
+    """``torchrun --max-restarts K`` runs the failed command again: in a restarted worker a
+    run folder with a checkpoint is resumed instead of refused."""
+    from synthmed.errors import InputError
+
+    run = tmp_path / "run"
+    _one_process(run, _overrides("wgan_gp", steps=2, batch=4))
+    with pytest.raises(InputError, match="already holds a trained model"):
+        _one_process(run, _overrides("wgan_gp", steps=3, batch=4))
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    _one_process(run, _overrides("wgan_gp", steps=3, batch=4))
+    assert [int(r["step"]) for r in _log(run)] == [1, 2, 3]
+    fresh = tmp_path / "fresh"  # a restart before the first checkpoint starts from scratch
+    _one_process(fresh, _overrides("wgan_gp", steps=1, batch=4))
+    assert [int(r["step"]) for r in _log(fresh)] == [1]
