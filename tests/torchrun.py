@@ -28,3 +28,29 @@ def synthmed_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProces
 
 def output(done: subprocess.CompletedProcess) -> str:
     return done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_node_job(*args: str, timeout: float = 240) -> list[subprocess.CompletedProcess]:
+    """``synthmed ARGS`` as the README's 2-node rendezvous command, both "nodes" on this
+    machine: two torchrun agents of 1 process each meet at a c10d endpoint."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
+    cmd += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
+    cmd += ["--rdzv-id", "test", "-m", "synthmed", "--", *args]
+    agents = [
+        subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    done = []
+    for agent in agents:
+        out, err = agent.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(cmd, agent.returncode, out.decode(), err.decode()))
+    return done

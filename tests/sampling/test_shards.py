@@ -11,7 +11,7 @@ import torch
 from synthmed import api
 from synthmed.sampling import export
 from synthmed.sampling.shards import partial_dir, rank_block, shard_bounds
-from tests.torchrun import output, synthmed_cli
+from tests.torchrun import output, synthmed_cli, two_node_job
 from tests.training.test_training import tiny_config
 
 N, SHARD = 7, 2  # 4 shards: 2, 2, 2, 1 samples
@@ -115,4 +115,16 @@ def test_two_ranks_fill_the_shards_one_process_left(run, reference, tmp_path, mo
     assert done.returncode == 0, output(done)
     moved = out / "images" / kept.name
     assert (moved.stat().st_mtime_ns, moved.stat().st_ino) == stamp  # shard 0 not rewritten
+    assert _files(out) == _files(reference)
+
+
+@pytest.mark.slow  # two torchrun agents (~20 s here)
+def test_two_node_rendezvous_writes_the_one_process_dataset(run, reference, tmp_path):
+    out = tmp_path / "syn"
+    jobs = two_node_job(
+        "sample", str(run), "--n", str(N), "--format", "png", "--format", "nifti",
+        "--out", str(out), "--device", "cpu", "--quiet",
+    )  # fmt: skip
+    for done in jobs:
+        assert done.returncode == 0, output(done)
     assert _files(out) == _files(reference)
