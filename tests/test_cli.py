@@ -190,3 +190,44 @@ def test_main_takes_argv(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sample", "--n", "x"])
     assert exc.value.code == 2 and capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("command", ["train", "sample"])
+def test_torchrun_passes_every_option_through(command):
+    """torchrun's parser takes an abbreviation of its own options anywhere on its command
+    line (``--n`` -> "ambiguous option: --n could match --nnodes, ..."); the launcher's
+    command must hand every synthmed option to the workers unchanged."""
+    import typer.main
+    from torch.distributed.run import get_args_parser
+
+    from synthmed.cli import app, torchrun_command
+
+    parser = get_args_parser()
+    options = [
+        name
+        for param in typer.main.get_command(app).commands[command].params
+        for name in (*param.opts, *param.secondary_opts)
+        if name.startswith("-") and name != "--nproc"
+    ]
+    assert "--n" in options or command == "train"
+    for option in options:
+        args = [command, "runs/x", option, "1", "--nproc", "2"]
+        cmd = torchrun_command(args, 2)
+        parsed = parser.parse_args(cmd[3:])  # what follows `python -m torch.distributed.run`
+        passed = parsed.training_script_args
+        assert (parsed.module, parsed.training_script) == (True, "synthmed")
+        assert passed[passed[:1] == ["--"] :] == args[:4], option
+    with pytest.raises(SystemExit):  # the bug this guards against: without "--"
+        parser.parse_args(["--nproc-per-node", "2", "-m", "synthmed", "sample", "r", "--n", "4"])
+
+
+def test_failed_rank_stops_the_job_with_one_line(tmp_path):
+    from tests.torchrun import output, synthmed_cli
+
+    done = synthmed_cli("sample", str(tmp_path), "--n", "2", "--nproc", "2", "--quiet")
+    assert done.returncode != 0, output(done)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    # the first rank to fail says which it is; torchrun then stops the other (SIGTERM)
+    own = [e for e in errors if e.startswith(("error: rank 0: ", "error: rank 1: "))]
+    assert own and all(f"{tmp_path}: no config.yaml" in e for e in own), output(done)
+    assert errors[-1].startswith("error: synthmed sample --nproc 2: a rank failed"), errors

@@ -173,6 +173,7 @@ def _train(config: RunConfig, run_dir: Path, base_dir, resume, quiet, mask_stage
     from synthmed.data.arrays import prepare_gan_data
     from synthmed.training.loop import train_gan
 
+    resume = resume or _restarted_with_checkpoint(run_dir)
     _check_run_dir(run_dir, resume)
     config = absolutize_paths(config, Path(base_dir) if base_dir else None)
     if resume:
@@ -194,6 +195,22 @@ def _train(config: RunConfig, run_dir: Path, base_dir, resume, quiet, mask_stage
     if config.train.per_class:
         return _train_per_class(config, data, run_dir, resume, quiet)
     return train_gan(config, data, run_dir, resume=resume, quiet=quiet)
+
+
+def _restarted_with_checkpoint(run_dir: Path) -> bool:
+    """True in a worker that torchrun restarted (``--max-restarts``: it sets
+    ``TORCHELASTIC_RESTART_COUNT`` > 0) when the failed attempt left ``checkpoints/last.pt``:
+    the restart runs the same command, which must then continue the run, not refuse it."""
+    import os
+
+    from synthmed.checkpoints import find_last_checkpoint
+
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") in ("", "0"):
+        return False
+    if find_last_checkpoint(run_dir) is None:
+        return False
+    log.warning("torchrun restart: resuming %s from its last checkpoint", run_dir)
+    return True
 
 
 def _train_per_class(config: RunConfig, data, run_dir: Path, resume: bool, quiet: bool):
@@ -364,6 +381,26 @@ def sample(
     ``formats`` beyond png/nifti (nnunet, monai, npz, dicom) are written from the sampled
     dataset into ``<out>/../export/<format>`` by :mod:`synthmed.export`.
     """
+    from synthmed import distributed
+    from synthmed.devices import resolve_device
+
+    _check_device(device, "--device")
+    with distributed.session(resolve_device(device).type):
+        return _sample(
+            run_dir, n, seed, formats, out, threshold, device, quiet, label_source,
+            edit_lesions, lesion_sizes, lesion_centres, exclude_near_copies, quantile, steps,
+            guidance_scale, allow_privacy_risk, audit_only,
+        )  # fmt: skip
+
+
+def _sample(
+    run_dir, n, seed, formats, out, threshold, device, quiet, label_source, edit_lesions,
+    lesion_sizes, lesion_centres, exclude_near_copies, quantile, steps, guidance_scale,
+    allow_privacy_risk, audit_only,
+) -> Path:  # fmt: skip
+    """:func:`sample` inside the torchrun process group (if any): every rank makes its block
+    of shards; rank 0 alone merges them and writes filters and exports."""
+    from synthmed import distributed
     from synthmed.sampling.export import export_synthetic
 
     cfg = load_run_config(run_dir).sample
@@ -396,6 +433,8 @@ def sample(
         guidance_scale=guidance_scale if guidance_scale is not None else cfg.guidance_scale,
         finalize=gate,
     )
+    if not distributed.is_main():
+        return folder
     if exclude_near_copies:
         from synthmed.evaluation.filtering import filter_near_copies
 

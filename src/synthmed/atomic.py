@@ -71,14 +71,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_current_umask())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_dir(source: str | Path, path: str | Path) -> None:
+    """Rename the finished folder ``source`` to ``path``, replacing an old ``path`` (moved
+    aside first, so ``path`` is at every moment either the old folder or the new one)."""
+    source, path = Path(source), Path(path)
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(source, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, path)

@@ -7,6 +7,7 @@ User errors (``InputError``) end with one line on stderr and exit code 2, no tra
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -89,8 +90,6 @@ def train(
 
     run_dir = out or Path("runs") / cfg.name
     result = api.train(cfg, run_dir, base_dir=base_dir, resume=resume, quiet=quiet)
-    import os
-
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     typer.echo(
@@ -101,6 +100,7 @@ def train(
 
 @app.command()
 def sample(
+    ctx: typer.Context,
     run_dir: Path = typer.Argument(..., help="A trained run folder."),
     n: int = typer.Option(None, "--n", help="Number of samples (default: config sample.n)."),
     seed: int = typer.Option(None, help="First seed; sample i uses seed+i."),
@@ -133,6 +133,9 @@ def sample(
     ),
     allow_privacy_risk: str = ALLOW_PRIVACY_RISK,
     device: str = DEVICE,
+    nproc: int = typer.Option(
+        None, help="Sample in N processes on this machine (relaunches under torchrun)."
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Export a labelled synthetic dataset with a provenance manifest.
@@ -143,6 +146,8 @@ def sample(
     from synthmed import api
     from synthmed.evaluation.gate import describe, read_gate
 
+    if nproc is not None:
+        sys.exit(_launch_torchrun(ctx, nproc))
     folder = api.sample(
         run_dir,
         n=n,
@@ -162,6 +167,8 @@ def sample(
         guidance_scale=guidance_scale,
         allow_privacy_risk=allow_privacy_risk,
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     typer.echo(f"synthetic dataset: {folder} (manifest: {folder / 'manifest.csv'})")
     record = read_gate(folder)
     if record is not None:
@@ -188,10 +195,23 @@ def _without_nproc(args: list[str]) -> list[str]:
     return out
 
 
+def torchrun_command(args: list[str], nproc: int) -> list[str]:
+    """The torchrun command that runs ``synthmed ARGS`` in ``nproc`` local processes.
+
+    torchrun's own parser reads every word of its command line, the script's arguments
+    included, and takes an abbreviation of one of its options for that option: ``--n 4``
+    stops it with "ambiguous option: --n could match --nnodes, --nproc-per-node, ...".
+    A ``--`` before synthmed's arguments ends torchrun's options (argparse passes the rest
+    through untouched); :func:`main` ignores a leading ``--`` in case a Python version keeps
+    it.
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return cmd + ["--nproc-per-node", str(nproc), "-m", "synthmed", "--", *_without_nproc(args)]
+
+
 def _launch_torchrun(ctx: typer.Context, nproc: int) -> int:
-    """``synthmed train ... --nproc N`` as ``python -m torch.distributed.run --standalone
-    --nproc-per-node N -m synthmed train ...``; returns the job's exit code."""
-    import os
+    """``synthmed CMD ... --nproc N`` as :func:`torchrun_command`; returns the job's exit
+    code, with one line saying so when a rank failed."""
     import subprocess
 
     if nproc < 1:
@@ -199,9 +219,16 @@ def _launch_torchrun(ctx: typer.Context, nproc: int) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InputError("--nproc inside a torchrun job: give it to torchrun, not to synthmed")
     args = (ctx.find_root().obj or {}).get("argv", sys.argv[1:])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    cmd += ["--nproc-per-node", str(nproc), "-m", "synthmed", *_without_nproc(args)]
-    return subprocess.run(cmd).returncode
+    code = subprocess.run(torchrun_command(args, nproc)).returncode
+    if code:
+        typer.echo(
+            f"error: synthmed {ctx.info_name} --nproc {nproc}: a rank failed and torchrun "
+            f"stopped the job (exit code {code}); the rank's error line is above and "
+            "torchrun's report names the first failing rank. Finished work is kept: the same "
+            "command resumes it (sample: only the missing shards; train: add --resume)",
+            err=True,
+        )
+    return code
 
 
 def _parse_centre(text: str) -> list[float]:
@@ -305,6 +332,12 @@ def _click_exception_type() -> type[Exception]:
     return ClickException
 
 
+def _rank_prefix() -> str:
+    """``rank 1: `` inside a torchrun job of several processes (which one said it), else ``""``."""
+    world, rank = os.environ.get("WORLD_SIZE", "1"), os.environ.get("RANK", "0")
+    return f"rank {rank}: " if world not in ("", "1") else ""
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -326,10 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     usage_error = _click_exception_type()
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv = argv[1:] if argv[:1] == ["--"] else argv  # torchrun ... -m synthmed -- CMD ...
     try:
         code = app(args=argv, prog_name="synthmed", standalone_mode=False, obj={"argv": argv})
     except InputError as exc:
-        typer.echo(f"error: {_one_line(exc)}", err=True)
+        typer.echo(f"error: {_rank_prefix()}{_one_line(exc)}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)

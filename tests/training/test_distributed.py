@@ -108,3 +108,46 @@ def test_two_rank_run_resumes_in_one_process(tmp_path):
     _one_process(straight, _overrides("wgan_gp", steps=3, batch=4))
     assert [int(r["step"]) for r in _log(resumed)] == [1, 2, 3]
     _assert_same_training(resumed, straight)
+
+
+def test_nproc_quick_run_resumes_in_two_processes(tmp_path):
+    """``synthmed train --nproc 2 --quick`` end to end on phantoms, then resumed by the same
+    command with ``--resume``: it continues from step 2, rank 0 alone writes each log row and
+    checkpoint once, and the result is what 1 process with twice the batch trains straight."""
+    from tests.torchrun import output, synthmed_cli
+
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    for steps, resume in ((2, []), (3, ["--resume"])):
+        sets = [a for o in _overrides("wgan_gp", steps, batch=2) for a in ("--set", o)]
+        done = synthmed_cli(
+            "train", "--preset", "demo-gan", "--quick", *sets, "--out", str(resumed),
+            "--nproc", "2", *resume,
+        )  # fmt: skip
+        assert done.returncode == 0, output(done)
+        assert done.stdout.count(f"trained {steps} steps") == 1, output(done)  # rank 0 reports
+        assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == steps
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["last.pt"]
+    assert not list(resumed.rglob("*.tmp*"))
+    assert [int(r["step"]) for r in _log(resumed)] == [1, 2, 3]  # each row written once
+    cfg, _ = load_run_config(
+        None, preset="demo-gan", quick=True, overrides=_overrides("wgan_gp", 3, batch=4)
+    )
+    api.train(cfg, straight, quiet=True)
+    _assert_same_training(resumed, straight)
+
+
+def test_torchrun_restart_continues_the_run(tmp_path, monkeypatch):
+    """``torchrun --max-restarts K`` runs the failed command again: in a restarted worker a
+    run folder with a checkpoint is resumed instead of refused."""
+    from synthmed.errors import InputError
+
+    run = tmp_path / "run"
+    _one_process(run, _overrides("wgan_gp", steps=2, batch=4))
+    with pytest.raises(InputError, match="already holds a trained model"):
+        _one_process(run, _overrides("wgan_gp", steps=3, batch=4))
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    _one_process(run, _overrides("wgan_gp", steps=3, batch=4))
+    assert [int(r["step"]) for r in _log(run)] == [1, 2, 3]
+    fresh = tmp_path / "fresh"  # a restart before the first checkpoint starts from scratch
+    _one_process(fresh, _overrides("wgan_gp", steps=1, batch=4))
+    assert [int(r["step"]) for r in _log(fresh)] == [1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +37,23 @@ def mask_stage_checkpoint(run_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def _cascade_labels(run_dir: Path, seeds: list[int], device: str) -> tuple[np.ndarray, list[dict]]:
-    from synthmed.sampling.export import generate_pairs, load_generator
+def _cascade_labels(mask_gen, seeds: list[int]) -> tuple[np.ndarray, list[dict]]:
+    from synthmed.sampling.export import generate_pairs
+
+    _, labels = generate_pairs(mask_gen, seeds)
+    source = {"label_source": "mask_gan", "label_checkpoint_sha256": mask_gen.checkpoint_sha256}
+    return labels, [{**source, "label_seed": s} for s in seeds]
+
+
+def _mask_generator(run_dir: Path, device: str):
+    from synthmed.sampling.export import load_generator
 
     ckpt = mask_stage_checkpoint(run_dir)
     if ckpt is None:
         raise InputError(
             "label source 'cascade' needs a trained mask stage (RUN/mask_stage)", run_dir
         )
-    mask_gen = load_generator(ckpt, device)
-    _, labels = generate_pairs(mask_gen, seeds)
-    source = {"label_source": "mask_gan", "label_checkpoint_sha256": mask_gen.checkpoint_sha256}
-    return labels, [{**source, "label_seed": s} for s in seeds]
+    return load_generator(ckpt, device)
 
 
 def _training_labels(run_dir: Path, with_images: bool = False):
@@ -123,8 +129,11 @@ def _try_edits(label: np.ndarray, lesion_value: int, rng: np.random.Generator, o
     return label, None
 
 
-def _tumour_cases(bank, seeds, lesion_value, sizes, centres) -> tuple[np.ndarray, list[dict]]:
-    """One new case per seed: anatomy ``seed % N``, a lesion drawn with that seed's generator."""
+def _tumour_cases(
+    bank, seeds, lesion_value, sizes, centres, first: int = 0
+) -> tuple[np.ndarray, list[dict]]:
+    """One new case per seed: anatomy ``seed % N``, a lesion drawn with that seed's generator;
+    sample ``first + k`` takes the ``(first + k)``-th of the cycled sizes and centres."""
     from synthmed.sampling.edit_plan import make_tumour_cases
     from synthmed.sampling.edits import lesion_components
 
@@ -136,7 +145,7 @@ def _tumour_cases(bank, seeds, lesion_value, sizes, centres) -> tuple[np.ndarray
     if not lesions:
         raise InputError(f"no lesion (label {lesion_value}) in the training label maps")
     out, rows = [], []
-    for k, seed in enumerate(seeds):
+    for k, seed in enumerate(seeds, start=first):
         size = None if not sizes else [sizes[k % len(sizes)]]
         centre = None if not centres else [centres[k % len(centres)]]
         ((label, record),) = make_tumour_cases(
@@ -156,9 +165,13 @@ def _tumour_cases(bank, seeds, lesion_value, sizes, centres) -> tuple[np.ndarray
     return np.stack(out), rows
 
 
+Conditions = Callable[[list[int], int], tuple[torch.Tensor, list[dict]]]
+"""``conditions(seeds, first)``: one-hot maps and manifest provenance of the samples
+``first, first + 1, ...`` with these seeds."""
+
+
 def translator_conditions(
     run_dir: str | Path,
-    seeds: list[int],
     num_classes: int,
     source: str = "auto",
     edit: bool = False,
@@ -166,30 +179,36 @@ def translator_conditions(
     device: str = "cpu",
     lesion_sizes: list[int] | None = None,
     lesion_centres: list[list[float]] | None = None,
-) -> tuple[torch.Tensor, list[dict]]:
-    """One-hot conditions (N, num_classes, *S) and per-sample provenance for the manifest."""
+) -> Conditions:
+    """The condition maker of a label source: what it reads (the mask generator, the training
+    maps) is loaded once, here, and each call makes the maps of one batch of samples, so a
+    shard of a dataset needs only its own samples' maps."""
     run_dir = Path(run_dir)
     if source == "auto":
         source = "cascade" if mask_stage_checkpoint(run_dir) else "train"
-    if source == "cascade":
-        labels, rows = _cascade_labels(run_dir, seeds, device)
-    elif source == "train":
-        bank, bank_images = _training_labels(run_dir, with_images=True)
-        picks = np.array([s % len(bank) for s in seeds])
-        labels = bank[picks]
-        rows = [{"label_source": "train", "label_row": int(p)} for p in picks]
-        if edit:
-            value = lesion_value if lesion_value is not None else num_classes - 1
-            labels, edits = _edited(bank, seeds, picks, value, bank_images)
-            rows = [{**r, "edits": e} for r, e in zip(rows, edits, strict=True)]
-    elif source == "cases":
-        value = lesion_value if lesion_value is not None else num_classes - 1
-        labels, rows = _tumour_cases(
-            _training_labels(run_dir), seeds, value, lesion_sizes, lesion_centres
-        )
-    else:
+    if source not in ("cascade", "train", "cases"):
         raise InputError(f"unknown label source '{source}'; choose auto, cascade, train or cases")
-    cond = labels_to_onehot(torch.as_tensor(labels), num_classes)
-    return cond, [
-        {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows
-    ]
+    value = lesion_value if lesion_value is not None else num_classes - 1
+    if source == "cascade":
+        mask_gen = _mask_generator(run_dir, device)
+    else:
+        bank, bank_images = _training_labels(run_dir, with_images=True)
+
+    def conditions(seeds: list[int], first: int) -> tuple[torch.Tensor, list[dict]]:
+        if source == "cascade":
+            labels, rows = _cascade_labels(mask_gen, seeds)
+        elif source == "train":
+            picks = np.array([s % len(bank) for s in seeds])
+            labels = bank[picks]
+            rows = [{"label_source": "train", "label_row": int(p)} for p in picks]
+            if edit:
+                labels, edits = _edited(bank, seeds, picks, value, bank_images)
+                rows = [{**r, "edits": e} for r, e in zip(rows, edits, strict=True)]
+        else:
+            labels, rows = _tumour_cases(bank, seeds, value, lesion_sizes, lesion_centres, first)
+        cond = labels_to_onehot(torch.as_tensor(labels), num_classes)
+        return cond, [
+            {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows
+        ]
+
+    return conditions

@@ -2,16 +2,18 @@
 
 Each sample is generated from its own seed (StyleGAN2-ADA convention), so sample ``i`` is
 the same image whatever ``n`` or the batch size was, and the file name carries the seed.
-The whole dataset folder is written to a temporary folder and renamed when complete; a
-``finalize`` hook (the export gate of :mod:`synthmed.evaluation.gate`, passed in by
-:func:`synthmed.api.sample` so that sampling does not depend on evaluation) sees the finished
-temporary folder first and may edit it, or raise to leave the output folder untouched.
+The dataset is made in shards (:mod:`synthmed.sampling.shards`): split over the ranks under
+torchrun, resumable, and renamed into place when complete. A ``finalize`` hook (the export
+gate of :mod:`synthmed.evaluation.gate`, passed in by :func:`synthmed.api.sample` so that
+sampling does not depend on evaluation) sees the finished temporary folder first and may edit
+it, or raise to leave the output folder untouched (the unfinished folder is then removed).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from synthmed import __version__
-from synthmed.atomic import atomic_dir, write_json, write_text
+from synthmed.atomic import write_json, write_text
 from synthmed.checkpoints import (
     class_checkpoints,
     file_sha256,
@@ -30,12 +32,14 @@ from synthmed.checkpoints import (
 from synthmed.data.pairs import decode_pairs
 from synthmed.data.writers import write_label_png, write_nifti, write_png
 from synthmed.devices import resolve_device
+from synthmed.distributed import local_device
 from synthmed.errors import InputError
 from synthmed.models.base import synthesize_pairs
 from synthmed.models.build import build_model
 from synthmed.outputs import check_output_dir, check_sample_args
 from synthmed.privacy_record import checkpoint_record, dataset_privacy
-from synthmed.progress import stage
+from synthmed.sampling.conditions import Conditions
+from synthmed.sampling.shards import sample_in_shards
 
 Finalize = Callable[[Path], object]
 """Called with the complete temporary dataset folder before it is renamed into place."""
@@ -244,6 +248,14 @@ def export_synthetic(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "synthetic"
     check_sample_args(n, threshold, batch_size)
     check_output_dir(out_dir, protected={"the run folder": run_dir})
+    device = str(local_device(resolve_device(device)))  # under torchrun: this rank's GPU
+    request = {
+        "n": n, "seed": seed, "formats": list(formats), "threshold": threshold,
+        "batch_size": batch_size, "label_source": label_source, "edit_lesions": edit_lesions,
+        "lesion_value": lesion_value, "lesion_sizes": lesion_sizes,
+        "lesion_centres": lesion_centres, "weights": weights, "checkpoint": checkpoint,
+        "steps": steps, "guidance_scale": guidance_scale,
+    }  # fmt: skip
     per_class = class_checkpoints(run_dir)
     if per_class:
         gens = {
@@ -253,20 +265,27 @@ def export_synthetic(
         for g in gens.values():
             configure_sampler(g, steps, guidance_scale)
         return _export_per_class(
-            run_dir, gens, out_dir, n, seed, formats, threshold, quiet, finalize
+            run_dir,
+            gens,
+            out_dir,
+            n,
+            seed,
+            formats,
+            threshold,
+            batch_size,
+            quiet,
+            request,
+            finalize,
         )
     gen = load_generator(sampling_checkpoint(run_dir, checkpoint), device, weights)
     configure_sampler(gen, steps, guidance_scale)
-    conditions, extra = None, None
+    conditions = None
     if gen.model.needs_condition:
         from synthmed.sampling.conditions import translator_conditions
 
-        seeds = list(range(seed, seed + n))
-        num_classes = gen.model.label_channels + 1
-        conditions, extra = translator_conditions(
+        conditions = translator_conditions(
             run_dir,
-            seeds,
-            num_classes,
+            gen.model.label_channels + 1,
             label_source,
             edit_lesions,
             lesion_value,
@@ -285,11 +304,11 @@ def export_synthetic(
         quiet,
         checkpoint_label=str(gen.checkpoint.relative_to(run_dir)),
         conditions=conditions,
-        extra_columns=extra,
         info=run_dataset_info(run_dir, gen),
         class_names=_class_names(run_dir),
-        privacy=_run_privacy(run_dir, gen, extra),
+        privacy=lambda rows: _run_privacy(run_dir, gen, rows),
         finalize=finalize,
+        request=request,
     )
 
 
@@ -301,7 +320,7 @@ def _run_privacy(run_dir: Path, gen: LoadedGenerator, extra: list[dict] | None) 
     label_source = extra[0].get("label_source") if extra else None
     stages = {"generator": gen.privacy}
     mask = mask_stage_checkpoint(run_dir)
-    if label_source == "cascade" and mask is not None:
+    if label_source == "mask_gan" and mask is not None:  # the cascade drew the maps
         stages["mask_stage"] = checkpoint_record(load_checkpoint(mask))
     return dataset_privacy(stages, label_source)
 
@@ -322,60 +341,77 @@ def export_from_generator(
     batch_size: int = 64,
     quiet: bool = False,
     checkpoint_label: str | None = None,
-    conditions: torch.Tensor | None = None,
-    extra_columns: list[dict] | None = None,
+    conditions: Conditions | None = None,
     info=None,
     class_names: list[str] | None = None,
-    privacy: dict | None = None,
+    privacy: dict | Callable[[list[dict]], dict] | None = None,
     finalize: Finalize | None = None,
+    request: dict | None = None,
 ) -> Path:
     """Write ``n`` samples of a loaded generator as a dataset folder with its manifest and
     ``dataset.json`` (channel/label names, spacing, classes: ``info``, an ExportInfo; default
     names from the generator alone, 1 mm spacing; ``privacy``: the dataset's DP guarantee,
     default the generator's own record).
 
-    The folder is built under a temporary name, passed to ``finalize`` (if given) and renamed
-    when complete.
+    Args:
+        conditions: translators' label maps per batch of samples
+            (:func:`synthmed.sampling.conditions.translator_conditions`).
+        request: what else decides the samples (label source, sampler settings), for
+            recognising an unfinished earlier run of the same request.
+        finalize: called with the complete temporary folder before it is renamed into place.
+
+    Samples are made in shards of ``batch_size`` (:mod:`synthmed.sampling.shards`): split over
+    the ranks under torchrun, resumed after an interruption, renamed into place when complete.
     """
     unknown = set(formats) - {"png", "nifti"}
     if unknown or not formats:
         raise InputError(f"unknown export format(s) {sorted(unknown)}; choose png and/or nifti")
     check_sample_args(n, threshold, batch_size)
     out_dir = check_output_dir(out_dir)
-    seeds = list(range(seed, seed + n))
     label = checkpoint_label or gen.checkpoint.name
-    classes = default_classes(gen, seeds)
     has_labels = getattr(gen.model, "label_channels", 1) > 0
-    rows = []
-    with atomic_dir(out_dir) as tmp:
-        with stage("sample", n, quiet) as bar:
-            for start in range(0, n, batch_size):
-                chunk = seeds[start : start + batch_size]
-                stop = start + len(chunk)
-                images, labels = generate_pairs(
-                    gen,
-                    chunk,
-                    threshold,
-                    batch_size,
-                    classes=None if classes is None else classes[start:stop],
-                    conditions=None if conditions is None else conditions[start:stop],
-                )
-                for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
-                    index = start + offset
-                    name = f"sample_{index:06d}_seed{chunk[offset]:08d}"
-                    row = _write_sample(tmp, name, img, lab if has_labels else None, formats)
-                    row.update(extra_columns[index] if extra_columns else {})
-                    if classes is not None:
-                        row["class"] = int(classes[index])
-                    rows.append(_manifest_row(index, chunk[offset], row, lab, gen, label))
-                bar.advance(len(chunk))
-        write_text(tmp / "manifest.csv", _manifest_text(rows))
-        if privacy is None:
-            privacy = dataset_privacy({"generator": gen.privacy}, None)
-        _write_description(tmp, gen, label, info, class_names, privacy)
-        if finalize is not None:
-            finalize(tmp)
-    return out_dir
+
+    def make(folder: Path, start: int, stop: int) -> list[dict]:
+        seeds = list(range(seed + start, seed + stop))
+        classes = default_classes(gen, seeds)
+        cond, extra = conditions(seeds, start) if conditions is not None else (None, None)
+        images, labels = generate_pairs(gen, seeds, threshold, batch_size, classes, cond)
+        rows = []
+        for offset, (img, lab) in enumerate(zip(images, labels, strict=True)):
+            name = f"sample_{start + offset:06d}_seed{seeds[offset]:08d}"
+            row = _write_sample(folder, name, img, lab if has_labels else None, formats)
+            row.update(extra[offset] if extra else {})
+            if classes is not None:
+                row["class"] = int(classes[offset])
+            rows.append(_manifest_row(start + offset, seeds[offset], row, lab, gen, label))
+        return rows
+
+    def finish(folder: Path, rows: list[dict]) -> None:
+        write_text(folder / "manifest.csv", _manifest_text(rows))
+        dataset_priv = privacy(rows) if callable(privacy) else privacy
+        dataset_priv = dataset_priv or dataset_privacy({"generator": gen.privacy}, None)
+        _write_description(folder, gen, label, info, class_names, dataset_priv)
+        _finalize(folder, finalize)
+
+    request = {
+        **(request or {}), "n": n, "seed": seed, "formats": list(formats),
+        "threshold": threshold, "batch_size": batch_size, "checkpoint": label,
+        "checkpoint_sha256": gen.checkpoint_sha256, "weights": gen.weights,
+        "sampler": gen.model.sampler_description(), "synthmed_version": __version__,
+    }  # fmt: skip
+    return sample_in_shards(out_dir, request, n, batch_size, make, finish, quiet)
+
+
+def _finalize(folder: Path, finalize: Finalize | None) -> None:
+    """Run the finalize hook on the complete folder; if it refuses, remove the folder so that
+    a refused dataset leaves nothing behind."""
+    if finalize is None:
+        return
+    try:
+        finalize(folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _write_description(
@@ -432,31 +468,40 @@ def _export_per_class(
     seed: int,
     formats,
     threshold: float,
+    batch_size: int,
     quiet: bool,
+    request: dict,
     finalize: Finalize | None = None,
 ) -> Path:
     """Class-balanced export of a per-class run (Frid-Adar 2018): sample ``i`` comes from the
     generator of class ``seed_i % K``, so consecutive seeds cycle through the classes."""
     keys = sorted(gens)
-    seeds = list(range(seed, seed + n))
-    rows = []
-    with atomic_dir(out_dir) as tmp:
-        with stage("sample", n, quiet) as bar:
-            for index, s in enumerate(seeds):
-                k = keys[s % len(keys)]
-                img, lab = generate_pairs(gens[k], [s], threshold)
-                name = f"sample_{index:06d}_seed{s:08d}"
-                has_labels = getattr(gens[k].model, "label_channels", 1) > 0
-                files = _write_sample(tmp, name, img[0], lab[0] if has_labels else None, formats)
-                files["class"] = k
-                checkpoint = str(gens[k].checkpoint.relative_to(run_dir))
-                rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
-                bar.advance(1)
-        write_text(tmp / "manifest.csv", _manifest_text(rows))
+
+    def make(folder: Path, start: int, stop: int) -> list[dict]:
+        rows = []
+        for index in range(start, stop):
+            s = seed + index
+            k = keys[s % len(keys)]
+            img, lab = generate_pairs(gens[k], [s], threshold)
+            name = f"sample_{index:06d}_seed{s:08d}"
+            has_labels = getattr(gens[k].model, "label_channels", 1) > 0
+            files = _write_sample(folder, name, img[0], lab[0] if has_labels else None, formats)
+            files["class"] = k
+            checkpoint = str(gens[k].checkpoint.relative_to(run_dir))
+            rows.append(_manifest_row(index, s, files, lab[0], gens[k], checkpoint))
+        return rows
+
+    def finish(folder: Path, rows: list[dict]) -> None:
+        write_text(folder / "manifest.csv", _manifest_text(rows))
         first = gens[keys[0]]
         info = run_dataset_info(run_dir, first)
         privacy = dataset_privacy({f"class_{k}": gens[k].privacy for k in keys}, None)
-        _write_description(tmp, first, "classes/class_*", info, _class_names(run_dir), privacy)
-        if finalize is not None:
-            finalize(tmp)
-    return out_dir
+        _write_description(folder, first, "classes/class_*", info, _class_names(run_dir), privacy)
+        _finalize(folder, finalize)
+
+    request = {
+        **request,
+        "checkpoint_sha256": {str(k): g.checkpoint_sha256 for k, g in gens.items()},
+        "synthmed_version": __version__,
+    }
+    return sample_in_shards(out_dir, request, n, batch_size, make, finish, quiet)
