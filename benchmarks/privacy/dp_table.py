@@ -173,8 +173,18 @@ def markdown(result: dict) -> str:
 
     for r in rows:
         u = r["synthetic_only"]
-        util_cell = "-" if u is None else f"{u['mean']:.3f} ± {u['sd']:.3f}"
-        cells = [r["arm"], cell(r["epsilon_spent"]), cell(r["delta"]), cell(r["noise_multiplier"])]
+        if u is None:
+            util_cell = "-"
+        elif u.get("sd") is None:  # one seed: no spread to show
+            util_cell = f"{u['mean']:.3f}"
+        else:
+            util_cell = f"{u['mean']:.3f} ± {u['sd']:.3f}"
+        cells = [
+            r["arm"],
+            cell(r["epsilon_spent"]),
+            "-" if r["delta"] is None else f"{r['delta']:g}",
+        ]
+        cells += [cell(r["noise_multiplier"])]
         cells += [util_cell, *[cell(r["membership_auc"].get(a)) for a in attacks]]
         lines.append("| " + " | ".join(cells) + " |")
     real = next((r["real"] for r in rows if r["real"]), None)
