@@ -4,7 +4,6 @@ restart and takes the retried upload; the CLI publishes, downloads and installs 
 from __future__ import annotations
 
 import http.client
-import sys
 import time
 from pathlib import Path
 
@@ -61,16 +60,9 @@ def test_killed_mid_upload_leaves_nothing_listed_and_the_retry_works(live, bundl
 
 
 def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from synthmed.cli import main
+    from tests.test_cli import run_cli
 
-    monkeypatch.setattr(sys, "argv", ["synthmed", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(monkeypatch, capsys, *args)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -144,6 +144,19 @@ def feature_matching_loss(
     return torch.stack([layers.sum() for layers in per_scale]).mean()
 
 
+def _critic_logits(
+    ctx: StepContext, cond: torch.Tensor, image: torch.Tensor, fake: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The critic's logits on the real and (detached) fake pairs of a non-private step; the
+    real ones feed the ADA signal."""
+    (real_in,) = critic_inputs(ctx, cond, image)
+    (fake_in,) = critic_inputs(ctx, cond, fake.detach())
+    with ctx.autocast():
+        real_logits, fake_logits = ctx.model.critic(*real_in), ctx.model.critic(*fake_in)
+    observe_real(ctx, real_logits[0])
+    return real_logits, fake_logits
+
+
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -177,11 +190,7 @@ def pix2pix_step(ctx: StepContext) -> dict[str, torch.Tensor]:
         means = private_critic_step(ctx, cond, fake, mode)
         loss_d = 0.5 * (means["real"] + means["fake"])
     else:
-        (real_in,) = critic_inputs(ctx, cond, image)
-        (fake_in,) = critic_inputs(ctx, cond, fake.detach())
-        with ctx.autocast():
-            real_logits, fake_logits = critic(*real_in), critic(*fake_in)
-        observe_real(ctx, real_logits[0])
+        real_logits, fake_logits = _critic_logits(ctx, cond, image, fake)
         loss_d = 0.5 * (gan_loss(real_logits, True, mode) + gan_loss(fake_logits, False, mode))
         _update(ctx.opt_d, loss_d)
     critic.requires_grad_(False)  # no critic grads during the generator step (PERFORMANCE.md)
@@ -247,11 +256,7 @@ def spade_step(ctx: StepContext) -> dict[str, torch.Tensor]:
         means = private_critic_step(ctx, cond, fake, "hinge")
         loss_d_real, loss_d_fake = means["real"], means["fake"]
     else:
-        (real_in,) = critic_inputs(ctx, cond, image)
-        (fake_in,) = critic_inputs(ctx, cond, fake.detach())
-        with ctx.autocast():
-            real_logits, fake_logits = critic(*real_in), critic(*fake_in)
-        observe_real(ctx, real_logits[0])
+        real_logits, fake_logits = _critic_logits(ctx, cond, image, fake)
         loss_d_real, loss_d_fake = hinge_critic_loss(real_logits, fake_logits)
     loss_d = loss_d_real + loss_d_fake
     if not private:
