@@ -1,4 +1,4 @@
-"""Alembic migration 0001 creates exactly the tables the code queries, on SQLite and PostgreSQL."""
+"""Alembic migrations 0001 and 0002 create exactly the tables the code queries, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,4 +19,4 @@ def test_migrated_schema_matches_the_table_definitions(empty_db_url: str):
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"

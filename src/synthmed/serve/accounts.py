@@ -71,15 +71,39 @@ def authenticate(engine: sa.Engine, token: str | None) -> User | None:
     if not token:
         return None
     query = (
-        sa.select(db.users.c.id, db.users.c.name, db.users.c.role)
+        sa.select(db.users.c.id, db.users.c.name, db.users.c.role, db.tokens.c.revoked_at)
         .join(db.tokens, db.tokens.c.user_id == db.users.c.id)
-        .where(db.tokens.c.token_sha256 == hash_token(token), db.tokens.c.revoked_at.is_(None))
+        .where(db.tokens.c.token_sha256 == hash_token(token))
     )
     with engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None:
-        raise Refusal("bad_token", "the API token is unknown or revoked")
+        raise Refusal("bad_token", "the API token is unknown")
+    if row.revoked_at is not None:
+        when = row.revoked_at.strftime("%Y-%m-%d %H:%M UTC")
+        raise Refusal(
+            "bad_token", f"the API token was revoked on {when}; ask an admin for a new one"
+        )
     return User(row.id, row.name, row.role)
+
+
+def revoke_tokens(engine: sa.Engine, name: str | None = None, token: str | None = None) -> int:
+    """Revoke one token, or every live token of account ``name``; returns how many.
+
+    The rows stay (revoked_at set), so a revoked token is refused with its own reason rather
+    than looking unknown.
+    """
+    if (name is None) == (token is None):
+        raise ValueError("give exactly one of name or token")
+    live = db.tokens.c.revoked_at.is_(None)
+    if token is not None:
+        which = db.tokens.c.token_sha256 == hash_token(token)
+    else:
+        users = sa.select(db.users.c.id).where(db.users.c.name == name).scalar_subquery()
+        which = db.tokens.c.user_id == users
+    with engine.begin() as conn:
+        result = conn.execute(db.tokens.update().where(which, live).values(revoked_at=now()))
+    return result.rowcount
 
 
 def require(user: User | None, role: str, action: str) -> User:

@@ -97,6 +97,80 @@ audit = sa.Table(
 )
 
 
+# -- reader studies (migration 0002) -------------------------------------------------------
+# A study's images are re-encoded 8-bit PNGs kept in the database with the study: created in
+# one transaction, nothing half-stored, and no file name, format or metadata that could tell
+# a reader which side an image came from. ``public_id`` is the random id readers see.
+
+studies = sa.Table(
+    "studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("synthetic_item", sa.String(200), nullable=False),
+    sa.Column("real_source", sa.String(300), nullable=False),
+    sa.Column("n_per_side", sa.Integer, nullable=False),
+    sa.Column("ask_class", sa.Boolean, nullable=False),
+    sa.Column("classes_json", sa.Text, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+study_images = sa.Table(
+    "study_images",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "study_id", sa.Integer, sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("truth", sa.String(20), nullable=False),
+    sa.Column("class_truth", sa.String(100), nullable=True),
+    sa.Column("source", sa.String(1000), nullable=False),
+    sa.Column("png", sa.LargeBinary, nullable=False),
+)
+
+study_readers = sa.Table(
+    "study_readers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "study_id", sa.Integer, sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("study_id", "name", name="uq_study_readers_study_name"),
+)
+
+study_answers = sa.Table(
+    "study_answers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "reader_id",
+        sa.Integer,
+        sa.ForeignKey("study_readers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "image_id",
+        sa.Integer,
+        sa.ForeignKey("study_images.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("answer", sa.String(20), nullable=False),
+    sa.Column("confidence", sa.Integer, nullable=False),
+    sa.Column("class_answer", sa.String(100), nullable=True),
+    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("reader_id", "position", name="uq_study_answers_reader_position"),
+    sa.UniqueConstraint("reader_id", "image_id", name="uq_study_answers_reader_image"),
+)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets the uvicorn workers read while one writes; foreign keys make deletes cascade."""
     cursor = dbapi_connection.cursor()

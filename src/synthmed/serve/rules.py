@@ -27,6 +27,10 @@ RULES: dict[str, tuple[int, str]] = {
     "membership_auc": (422, "a membership-inference AUC is above the server's threshold"),
     "dicom_header": (422, "a DICOM header carries an element outside the synthetic whitelist"),
     "bad_query": (400, "a search filter has a bad value"),
+    "bad_study": (422, "a reader study cannot be built as asked (sizes, classes, images)"),
+    "bad_answer": (400, "an answer needs real/synthetic, a confidence 1-5 and the class if asked"),
+    "wrong_position": (409, "a reader answers in order: only their next position is open"),
+    "already_answered": (409, "that position is answered; the first answer stands"),
 }
 
 
