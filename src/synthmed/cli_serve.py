@@ -1,5 +1,5 @@
-"""CLI commands for the repository server: ``serve`` (+ ``serve token create``), ``publish``,
-``download``.
+"""CLI commands for the repository server: ``serve`` (+ ``serve token create|revoke``,
+``serve study create|results``), ``publish``, ``download``.
 
 Thin wrappers over :mod:`synthmed.serve`. The server side needs the ``serve`` extra and says
 so in one line when it is missing; ``publish`` and ``download`` use the standard-library
@@ -83,6 +83,66 @@ def token_create(
     typer.echo(token)
 
 
+def token_revoke(
+    name: str = typer.Option(None, "--name", help="Revoke every live token of this account."),
+    token: str = typer.Option(None, "--token", help="Revoke this one token."),
+    data_dir: Path = DATA_DIR,
+    db: str = DB,
+) -> None:
+    """Revoke API tokens; a revoked token is refused (401) saying when it was revoked."""
+    from synthmed.serve.accounts import revoke_tokens
+    from synthmed.serve.settings import ServeSettings
+
+    if (name is None) == (token is None):
+        raise InputError("give exactly one of --name or --token")
+    repo = _server().prepared(ServeSettings(data_dir=data_dir, db_url=db or ""))
+    try:
+        count = revoke_tokens(repo.engine, name=name, token=token)
+    finally:
+        repo.engine.dispose()
+    typer.echo(f"revoked {count} token(s)")
+
+
+def study_create(
+    name: str = typer.Option(..., "--name", help="Study name (letters, digits, '.', '_', '-')."),
+    synthetic: str = typer.Option(..., "--synthetic", help="Published dataset item name."),
+    real: Path = typer.Option(..., "--real", help="Zip or folder of real images (CLASS/x.png)."),
+    n: int = typer.Option(..., "--n", help="Images per side (real and synthetic)."),
+    reader: list[str] = typer.Option(..., "--reader", help="Reader name (repeat per reader)."),
+    ask_class: bool = typer.Option(False, "--ask-class", help="Also ask each image's class."),
+    to: str = typer.Option(..., "--to", help="Server URL, e.g. http://localhost:8000."),
+    token: str = TOKEN,
+) -> None:
+    """Create a reader study (visual Turing test) and print each reader's link (shown once)."""
+    from synthmed.serve.study_client import create_study
+
+    if not token:
+        raise InputError("--token (or $SYNTHMED_TOKEN) of an admin is required")
+    made = create_study(to, token, name, synthetic, real, n, list(reader), ask_class)
+    typer.echo(
+        f"study {made['name']}: {made['n_images']} images; reader links (shown once):", err=True
+    )
+    for entry in made["reader_tokens"]:
+        typer.echo(f"{entry['reader']}\t{entry['link']}")
+
+
+def study_results(
+    name: str = typer.Argument(..., help="Study name."),
+    to: str = typer.Option(..., "--to", help="Server URL."),
+    token: str = TOKEN,
+    csv: Path = typer.Option(None, "--csv", help="Also write every answer to this CSV file."),
+) -> None:
+    """Print a study's results as JSON (accuracy, CI, p-value, kappas)."""
+    import json
+
+    from synthmed.serve.study_client import study_answers_csv
+    from synthmed.serve.study_client import study_results as fetch_results
+
+    typer.echo(json.dumps(fetch_results(to, token, name), indent=2))
+    if csv:
+        csv.write_text(study_answers_csv(to, token, name), encoding="utf-8")
+
+
 def publish(
     source: Path = typer.Argument(..., help="A dataset export folder or a NAME.synthmed package."),
     to: str = typer.Option(..., "--to", help="Server URL, e.g. http://localhost:8000."),
@@ -143,6 +203,11 @@ def register(app: typer.Typer) -> None:
     tokens = typer.Typer(no_args_is_help=True, help="API tokens.")
     tokens.command("create")(token_create)
     group.add_typer(tokens, name="token")
+    tokens.command("revoke")(token_revoke)
+    studies = typer.Typer(no_args_is_help=True, help="Reader studies (visual Turing test).")
+    studies.command("create")(study_create)
+    studies.command("results")(study_results)
+    group.add_typer(studies, name="study")
     app.add_typer(group, name="serve")
     app.command("publish")(publish)
     app.command("download")(download)

@@ -10,9 +10,12 @@ Endpoints (``Authorization: Bearer TOKEN`` where a role is needed)::
     DELETE /api/items/NAME                owner or admin
     GET    /api/audit                     admin: publishes, downloads, deletions
     POST   /api/tokens                    admin: {"name", "role"} -> a new token (shown once)
+    POST   /api/tokens/revoke             admin: {"name"} (all their tokens) or {"token"}
     GET    /                              search page
     GET    /items/NAME                    item page: sample grid, card, metric tables
     GET    /items/NAME/report             the run's full report.html (sandboxed)
+
+Reader studies (``/api/studies``, ``/study``): see :mod:`synthmed.serve.study_api`.
 
 Workers are started by uvicorn from :func:`app_from_env`; migrations and the start-up sweep
 run once in the parent (``synthmed serve``) before any worker accepts an upload.
@@ -29,7 +32,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from synthmed import __version__
-from synthmed.serve.accounts import ROLES, User, authenticate, create_token, require
+from synthmed.serve.accounts import (
+    ROLES,
+    User,
+    authenticate,
+    create_token,
+    require,
+    revoke_tokens,
+)
 from synthmed.serve.rules import Refusal
 from synthmed.serve.service import Filters, Repository
 from synthmed.serve.settings import ServeSettings
@@ -176,6 +186,19 @@ def add_api(app: FastAPI, repo: Repository) -> None:
         token = await run_in_threadpool(create_token, repo.engine, str(body["name"]), body["role"])
         return {"name": body["name"], "role": body["role"], "token": token}
 
+    @app.post("/api/tokens/revoke")
+    async def revoke(request: Request) -> dict:
+        require(await user_of(request), "admin", "revoking tokens")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        keys = {k: str(v) for k, v in (body or {}).items() if k in ("name", "token") and v}
+        if not isinstance(body, dict) or len(keys) != 1:
+            raise Refusal("bad_query", "send {'name': ...} (all their tokens) or {'token': ...}")
+        count = await run_in_threadpool(lambda: revoke_tokens(repo.engine, **keys))
+        return {"revoked": count, **({"name": keys["name"]} if "name" in keys else {})}
+
 
 NUMBER_FILTERS = ("min_synthetic_dice", "max_near_copy_rate", "max_membership_auc")
 TEXT_FILTERS = ("kind", "modality", "anatomy", "task", "licence", "model_family", "q")
@@ -243,6 +266,9 @@ def create_app(settings: ServeSettings, prepare: bool = True) -> FastAPI:
     add_error_handlers(app)
     add_api(app, repo)
     add_pages(app, repo, REPORT_CSP)
+    from synthmed.serve.study_api import add_study_routes
+
+    add_study_routes(app, repo)
     return app
 
 
