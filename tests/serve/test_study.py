@@ -229,6 +229,12 @@ def test_study_requests_that_cannot_work_are_refused(server: Server, bundle, exp
     assert too_many.status_code == 422 and "asks for 5" in too_many.json()["detail"]
     no_class = create(server, good, ask_class="true")
     assert no_class.status_code == 422 and "class" in no_class.json()["detail"]
+    as_json = server.client.post(
+        "/api/studies", params={"name": "t", "synthetic": "vessels", "n": 1, "reader": "a"},
+        content=good.read_bytes(), headers={"Content-Type": "application/json",
+                                            **server.headers("admin")},
+    )  # fmt: skip
+    assert as_json.status_code == 422 and "application/zip" in as_json.json()["detail"]
     missing = create(server, good, synthetic="nothing-here")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     assert server.get("/api/studies", "admin").json()["studies"] == []

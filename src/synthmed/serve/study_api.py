@@ -69,7 +69,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def add_study_routes(app: FastAPI, repo: Repository) -> None:
-    from synthmed.serve.app import bearer, spool_body
+    from synthmed.serve.app import ZIP_TYPES, bearer, spool_body
     from synthmed.serve.pages import environment
 
     studies = Studies(repo)
@@ -87,6 +87,9 @@ def add_study_routes(app: FastAPI, repo: Repository) -> None:
         user = await user_of(request)
         require(user, "admin", "creating a reader study")
         req = study_request(request)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ZIP_TYPES:
+            raise Refusal("bad_study", f"send the real images as application/zip, not {ctype!r}")
         path = await spool_body(request, repo)
         try:
             made = await run_in_threadpool(studies.create, user, req, path)
