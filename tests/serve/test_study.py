@@ -296,3 +296,32 @@ def test_revoked_tokens_get_401_with_the_reason(server: Server):
     assert server.get("/api/audit", "admin").status_code == 200  # the others still work
     unknown = server.get("/api/items", "smt_never-issued")
     assert unknown.json()["detail"] == "the API token is unknown"
+
+
+def test_readers_are_added_later_and_their_links_revoked(study):
+    server, tokens = study
+    url = "/api/studies/turing/readers"
+    added = server.client.post(url, params={"reader": "carol"}, headers=server.headers("admin"))
+    assert added.status_code == 201, added.text
+    (carol,) = added.json()["reader_tokens"]
+    assert carol["reader"] == "carol" and carol["link"].endswith(f"/study?token={carol['token']}")
+    assert not current(server, carol["token"])["done"]
+    twice = server.client.post(url, params={"reader": "carol"}, headers=server.headers("admin"))
+    assert twice.status_code == 422 and twice.json()["error"] == "bad_study"
+    by_publisher = server.client.post(url, params={"reader": "dan"},
+                                      headers=server.headers("publisher"))  # fmt: skip
+    assert by_publisher.status_code == 403 and by_publisher.json()["error"] == "wrong_role"
+
+    state = current(server, tokens["bob"])
+    assert submit(server, tokens["bob"], 0, state["image_id"], "real").status_code == 303
+    revoked = server.client.post(f"{url}/bob/revoke", headers=server.headers("admin"))
+    assert revoked.json() == {"reader": "bob", "revoked": 1}
+    page = server.client.get("/study", params={"token": tokens["bob"]})
+    assert page.status_code == 401 and page.json()["detail"].startswith(
+        "this study link was revoked on"
+    )
+    results = server.get("/api/studies/turing/results", "admin").json()
+    assert [(r["reader"], r["answered"]) for r in results["readers"]] == [
+        ("alice", 0), ("bob", 1), ("carol", 0),
+    ]  # fmt: skip
+    assert current(server, tokens["alice"])["position"] == 0  # the others' links still work

@@ -142,6 +142,7 @@ study_readers = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("seed", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("study_id", "name", name="uq_study_readers_study_name"),
 )
 

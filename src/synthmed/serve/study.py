@@ -100,7 +100,7 @@ class Studies:
                 "asking the class needs a class for every image: a 'class' column in the "
                 "synthetic manifest and real images in one folder per class (CLASS/x.png)",
             )
-        tokens = {name: READER_TOKEN_PREFIX + secrets.token_urlsafe(32) for name in req.readers}
+        tokens = {r.strip(): READER_TOKEN_PREFIX + secrets.token_urlsafe(32) for r in req.readers}
         try:
             study_id = self._insert(user, req, seed, classes, images, tokens)
         except sa.exc.IntegrityError:
@@ -121,9 +121,7 @@ class Studies:
             raise Refusal("bad_study", exc.problem) from None
         if not 1 <= req.n_per_side <= MAX_PER_SIDE:
             raise Refusal("bad_study", f"n must be in 1..{MAX_PER_SIDE}, got {req.n_per_side}")
-        names = [r.strip() for r in req.readers]
-        if not names or any(not r or len(r) > 100 for r in names) or len(set(names)) < len(names):
-            raise Refusal("bad_study", "name at least one reader, each once (1-100 characters)")
+        _check_readers(req.readers)
 
     def _insert(self, user, req, seed, classes, images, tokens) -> int:
         with self.engine.begin() as conn:
@@ -143,16 +141,47 @@ class Studies:
                     for i in images
                 ],
             )  # fmt: skip
-            conn.execute(
-                db.study_readers.insert(),
-                [
-                    {"study_id": study_id, "name": name.strip(), "token_sha256": hash_token(t),
-                     "seed": secrets.randbelow(2**31), "created_at": now()}
-                    for name, t in tokens.items()
-                ],
-            )  # fmt: skip
+            self._insert_readers(conn, study_id, tokens)
             self.repo._audit(conn, user, "study", req.name, {"readers": list(tokens)})
         return study_id
+
+    @staticmethod
+    def _insert_readers(conn, study_id: int, tokens: dict[str, str]) -> None:
+        conn.execute(
+            db.study_readers.insert(),
+            [
+                {"study_id": study_id, "name": name, "token_sha256": hash_token(t),
+                 "seed": secrets.randbelow(2**31), "created_at": now()}
+                for name, t in tokens.items()
+            ],
+        )  # fmt: skip
+
+    def add_readers(self, user: User | None, name: str, readers: list[str]) -> list[dict]:
+        """New readers for an existing study; returns their tokens (shown only now)."""
+        require(user, "admin", "adding readers")
+        _check_readers(readers)
+        tokens = {r.strip(): READER_TOKEN_PREFIX + secrets.token_urlsafe(32) for r in readers}
+        try:
+            with self.engine.begin() as conn:
+                self._insert_readers(conn, self._study(conn, name).id, tokens)
+                self.repo._audit(conn, user, "study_readers", name, {"readers": list(tokens)})
+        except sa.exc.IntegrityError:
+            raise Refusal("bad_study", f"a reader of that name is already in '{name}'") from None
+        return [{"reader": r, "token": t} for r, t in tokens.items()]
+
+    def revoke_reader(self, user: User | None, name: str, reader: str) -> int:
+        """Revoke a reader's link; their answers stay in the results."""
+        require(user, "admin", "revoking a reader's link")
+        r = db.study_readers
+        with self.engine.begin() as conn:
+            study_id = self._study(conn, name).id
+            done = conn.execute(
+                r.update()
+                .where(r.c.study_id == study_id, r.c.name == reader, r.c.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
+            self.repo._audit(conn, user, "study_revoke", name, {"reader": reader})
+        return done.rowcount
 
     def _study(self, conn, name: str):
         row = conn.execute(sa.select(db.studies).where(db.studies.c.name == name)).first()
@@ -242,7 +271,7 @@ class Studies:
             raise Refusal("bad_token", "a reader page needs the study link's token (?token=...)")
         r, s = db.study_readers, db.studies
         query = (
-            sa.select(r.c.id, r.c.name, r.c.seed, s.c.id.label("study_id"),
+            sa.select(r.c.id, r.c.name, r.c.seed, r.c.revoked_at, s.c.id.label("study_id"),
                       s.c.name.label("study"), s.c.ask_class, s.c.classes_json)
             .join(s, s.c.id == r.c.study_id)
             .where(r.c.token_sha256 == hash_token(token))
@@ -251,6 +280,9 @@ class Studies:
             row = conn.execute(query).first()
         if row is None:
             raise Refusal("bad_token", "the study link's token is unknown; ask the study's admin")
+        if row.revoked_at is not None:
+            when = row.revoked_at.strftime("%Y-%m-%d %H:%M UTC")
+            raise Refusal("bad_token", f"this study link was revoked on {when}")
         return Reader(row.id, row.name, row.seed, row.study_id, row.study, row.ask_class,
                       tuple(json.loads(row.classes_json)))  # fmt: skip
 
@@ -336,6 +368,12 @@ class Studies:
         if png is None:
             raise Refusal("not_found", "no such image in your study")
         return png
+
+
+def _check_readers(readers) -> None:
+    names = [r.strip() for r in readers]
+    if not names or any(not r or len(r) > 100 for r in names) or len(set(names)) < len(names):
+        raise Refusal("bad_study", "name at least one reader, each once (1-100 characters)")
 
 
 def _integer(form: dict[str, str], key: str) -> int:

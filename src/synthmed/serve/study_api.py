@@ -4,6 +4,8 @@ Admin (``Authorization: Bearer`` admin token)::
 
     POST /api/studies?name=&synthetic=ITEM&n=&ask_class=&reader=A&reader=B
                                           body: zip of real images (application/zip)
+    POST /api/studies/NAME/readers?reader=C       more readers; their tokens and links
+    POST /api/studies/NAME/readers/READER/revoke  revoke a reader's link (answers stay)
     GET  /api/studies                     every study with its readers' progress
     GET  /api/studies/NAME                one study
     GET  /api/studies/NAME/results        accuracy, CI, p-value, kappas (JSON)
@@ -99,6 +101,19 @@ def add_study_routes(app: FastAPI, repo: Repository) -> None:
         for entry in made["reader_tokens"]:
             entry["link"] = f"{base}/study?token={entry['token']}"
         return made
+
+    @app.post("/api/studies/{name}/readers", status_code=201)
+    async def add_readers(name: str, request: Request) -> dict:
+        readers = request.query_params.getlist("reader")
+        added = await run_in_threadpool(studies.add_readers, await user_of(request), name, readers)
+        base = str(request.base_url).rstrip("/")
+        return {"reader_tokens": [e | {"link": f"{base}/study?token={e['token']}"} for e in added]}
+
+    @app.post("/api/studies/{name}/readers/{reader}/revoke")
+    async def revoke_reader(name: str, reader: str, request: Request) -> dict:
+        user = await user_of(request)
+        count = await run_in_threadpool(studies.revoke_reader, user, name, reader)
+        return {"reader": reader, "revoked": count}
 
     @app.get("/api/studies")
     async def listing(request: Request) -> dict:
