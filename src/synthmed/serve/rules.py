@@ -27,6 +27,7 @@ RULES: dict[str, tuple[int, str]] = {
     "membership_auc": (422, "a membership-inference AUC is above the server's threshold"),
     "dicom_header": (422, "a DICOM header carries an element outside the synthetic whitelist"),
     "bad_query": (400, "a search filter has a bad value"),
+    "not_a_dataset": (409, "a model package has no dataset layout to re-lay it in"),
 }
 
 
