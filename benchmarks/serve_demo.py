@@ -1,8 +1,9 @@
 """Shared by the server benchmarks: the tiny demo dataset as a publication bundle, and a
 ``synthmed serve`` subprocess on a loopback port (SQLite, or a throw-away PostgreSQL cluster).
 
-The dataset is ``synthmed demo --tiny`` (a WGAN-GP-SN trained for seconds on 8 built-in
-fundus phantom patients, 8 samples; see :func:`synthmed.api.demo`) exported as NIfTI. Such a toy
+The dataset is ``synthmed demo --tiny`` (the demo preset's ``diffusion_pairs`` model trained
+for seconds on 8 built-in fundus phantom patients, 8 samples of noise-like images; see
+:func:`synthmed.api.demo`) exported as NIfTI. Such a toy
 run is not private: its membership-inference AUC is about 0.85, above the server's default
 gate of 0.75, so these scripts start the server with ``--max-membership-auc 0.95`` and say so.
 """
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GATE = ["--max-membership-auc", "0.95"]  # the tiny demo fails the default 0.75 (see above)
 FIELDS = dict(modality="fundus", anatomy="retina", licence="CC-BY-4.0",
               title="Tiny demo fundus vessels",
-              description="synthmed demo --tiny: WGAN-GP-SN on built-in fundus phantoms")  # fmt: skip
+              description="synthmed demo --tiny: the demo preset (diffusion_pairs) trained for seconds on built-in fundus phantoms")  # fmt: skip
 
 
 def demo_bundle(work: Path, name: str = "demo-fundus") -> Path:
