@@ -187,11 +187,14 @@ def download(
     url: str = typer.Argument(..., help="Item URL (.../items/NAME)."),
     out: Path = typer.Option(..., help="Folder to write the export (or package) to."),
     token: str = TOKEN,
+    layout: str = typer.Option(
+        "original", help="original (as published), nnunet (nnU-Net raw) or monai (datalist)."
+    ),
 ) -> None:
-    """Download an item as the original export (or package) folder."""
+    """Download an item as the original export (or package) folder, or re-laid for a tool."""
     from synthmed.serve.client import download as download_item
 
-    typer.echo(f"downloaded: {download_item(url, out, token)}")
+    typer.echo(f"downloaded: {download_item(url, out, token, layout)}")
 
 
 def register(app: typer.Typer) -> None:

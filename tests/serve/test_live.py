@@ -4,6 +4,7 @@ restart and takes the retried upload; the CLI publishes, downloads and installs 
 from __future__ import annotations
 
 import http.client
+import json
 import time
 from pathlib import Path
 
@@ -92,6 +93,12 @@ def test_cli_publish_download_and_install(live, exports, monkeypatch, capsys, tm
     for path in exports["nifti"].rglob("*"):
         if path.is_file():
             assert (out_dir / path.relative_to(exports["nifti"])).read_bytes() == path.read_bytes()
+
+    relaid = tmp_path / "Dataset501_Vessels"
+    code, _, err = cli(monkeypatch, capsys, "download", f"{live.url}/items/cli-vessels", "--out", str(relaid), "--layout", "nnunet")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((relaid / "dataset.json").read_text())["numTraining"] == 4
+    assert len(list((relaid / "imagesTr").glob("*_0000.nii.gz"))) == 4
 
     monkeypatch.setenv("SYNTHMED_TOKEN", token)
     code, out, err = cli(monkeypatch, capsys, "publish", str(exports["model"]), "--to", live.url)

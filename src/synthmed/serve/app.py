@@ -6,7 +6,8 @@ Endpoints (``Authorization: Bearer TOKEN`` where a role is needed)::
     POST   /api/items                     publish (body: the bundle zip, application/zip)
     GET    /api/items?modality=...        search (filters: see Filters)
     GET    /api/items/NAME                one item
-    GET    /api/items/NAME/download       the bundle zip as published
+    GET    /api/items/NAME/download       the bundle zip as published (also /items/NAME/download)
+           ?layout=nnunet|monai           the dataset re-laid as nnU-Net raw / MONAI datalist zip
     DELETE /api/items/NAME                owner or admin
     GET    /api/audit                     admin: publishes, downloads, deletions
     POST   /api/tokens                    admin: {"name", "role"} -> a new token (shown once)
@@ -156,8 +157,17 @@ def add_api(app: FastAPI, repo: Repository) -> None:
         return await run_in_threadpool(repo.get, await user_of(request), name)
 
     @app.get("/api/items/{name}/download")
-    async def download(name: str, request: Request) -> StreamingResponse:
-        info, chunks = await run_in_threadpool(repo.download, await user_of(request), name)
+    @app.get("/items/{name}/download")
+    async def download(name: str, request: Request, layout: str = "original") -> StreamingResponse:
+        user = await user_of(request)
+        if layout != "original":  # re-laid on the fly: no stored size or checksum to promise
+            info, chunks = await run_in_threadpool(repo.download_relaid, user, name, layout)
+            headers = {
+                "Content-Disposition": f'attachment; filename="{info["name"]}.zip"',
+                "X-Synthmed-Source-Sha256": info["sha256"],
+            }
+            return StreamingResponse(chunks, media_type="application/zip", headers=headers)
+        info, chunks = await run_in_threadpool(repo.download, user, name)
         headers = {
             "Content-Disposition": f'attachment; filename="{info["name"]}.zip"',
             "Content-Length": str(info["bytes"]),

@@ -198,9 +198,13 @@ def download_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def download_bundle(url: str, out: Path, token: str | None = None) -> Path:
-    """Stream an item's bundle to ``out`` and check it against the server's sha256."""
-    with request("GET", download_url(url), token) as resp, out.open("wb") as fh:
+def download_bundle(
+    url: str, out: Path, token: str | None = None, layout: str = "original"
+) -> Path:
+    """Stream an item's bundle (or its ``layout`` zip) to ``out``; the bundle is checked
+    against the server's sha256."""
+    query = "" if layout == "original" else "?" + urllib.parse.urlencode({"layout": layout})
+    with request("GET", download_url(url) + query, token) as resp, out.open("wb") as fh:
         expected = resp.headers.get("X-Synthmed-Sha256")
         shutil.copyfileobj(resp, fh, CHUNK)
     if expected and sha256_file(out) != expected:
@@ -216,12 +220,39 @@ def _extract(bundle: Path, dest: Path) -> tuple[dict[str, Any], dict[str, Path]]
         raise InputError(f"downloaded bundle refused ({exc.rule}): {exc.detail}") from None
 
 
-def download(url: str, out: str | Path, token: str | None = None) -> Path:
-    """The item's original export (or package) folder, written to ``out``."""
+LAYOUTS = ("original", "nnunet", "monai")
+
+
+def download_relaid(url: str, out: Path, token: str | None, layout: str) -> Path:
+    """A dataset re-laid by the server as ``layout`` (an export folder), written to ``out``."""
+    from synthmed.atomic import atomic_dir
+
+    with tempfile.TemporaryDirectory(prefix="synthmed-download-") as tmp:
+        archive = download_bundle(url, Path(tmp) / "layout.zip", token, layout)
+        try:
+            files = safe_extract(archive, Path(tmp) / "x", DOWNLOAD_LIMIT, DOWNLOAD_LIMIT)
+        except Refusal as exc:
+            raise InputError(
+                f"downloaded {layout} zip refused ({exc.rule}): {exc.detail}"
+            ) from None
+        with atomic_dir(out) as target:
+            for name, path in files.items():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / name)
+    return out
+
+
+def download(url: str, out: str | Path, token: str | None = None, layout: str = "original") -> Path:
+    """The item's original export (or package) folder, or the dataset re-laid as ``layout``
+    (``nnunet``: an nnU-Net raw dataset folder; ``monai``: NIfTI + datalist.json), at ``out``."""
     from synthmed.atomic import atomic_dir
     from synthmed.outputs import DATASET_MARKERS, PACKAGE_MARKERS, check_output_dir
 
+    if layout not in LAYOUTS:
+        raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     out = check_output_dir(Path(out), markers=DATASET_MARKERS + PACKAGE_MARKERS)
+    if layout != "original":
+        return download_relaid(url, out, token, layout)
     with tempfile.TemporaryDirectory(prefix="synthmed-download-") as tmp:
         bundle = download_bundle(url, Path(tmp) / "bundle.zip", token)
         _, files = _extract(bundle, Path(tmp) / "x")

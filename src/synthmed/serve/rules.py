@@ -31,6 +31,7 @@ RULES: dict[str, tuple[int, str]] = {
     "bad_answer": (400, "an answer needs real/synthetic, a confidence 1-5 and the class if asked"),
     "wrong_position": (409, "a reader answers in order: only their next position is open"),
     "already_answered": (409, "that position is answered; the first answer stands"),
+    "not_a_dataset": (409, "a model package has no dataset layout to re-lay it in"),
 }
 
 

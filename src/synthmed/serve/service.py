@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -285,6 +286,48 @@ class Repository:
             row = self._row(conn, user, name)
             self._audit(conn, user, "download", name, {"sha256": row.bundle_sha256})
         return self._describe_row(row), self.storage.iter_bytes(row.storage_key, BUNDLE)
+
+    def download_relaid(self, user: User | None, name: str, layout: str):
+        """(item, chunk iterator of a zip) of a dataset re-laid as ``layout`` (nnunet, monai);
+        converted into the spool before the first byte, so a failure is still a 4xx."""
+        from synthmed.serve.relayout import LAYOUTS, relay
+        from synthmed.serve.zipstream import zip_chunks
+
+        if layout not in LAYOUTS[1:]:
+            raise Refusal(
+                "bad_query", f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}"
+            )
+        with self.engine.connect() as conn:
+            row = self._row(conn, user, name)
+        if row.kind != "dataset":
+            raise Refusal("not_a_dataset", f"'{name}' is a {row.kind} package, not a dataset export: "
+                          "only datasets can be re-laid (download it with layout=original)")  # fmt: skip
+        work = self.settings.spool_dir / uuid.uuid4().hex
+        try:
+            work.mkdir(parents=True)
+            with (
+                self.storage.open(row.storage_key, BUNDLE) as src,
+                open(work / BUNDLE, "wb") as dst,
+            ):
+                shutil.copyfileobj(src, dst, 1 << 20)
+            s = self.settings
+            files = safe_extract(work / BUNDLE, work / "x", s.max_file_bytes, s.max_total_bytes)
+            out = relay(files, layout, re.sub(r"[^A-Za-z0-9_-]", "-", name), work / layout)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        with self.engine.begin() as conn:
+            self._audit(
+                conn, user, "download", name, {"sha256": row.bundle_sha256, "layout": layout}
+            )
+
+        def chunks():
+            try:
+                yield from zip_chunks(out)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+
+        return {"name": f"{name}-{layout}", "sha256": row.bundle_sha256}, chunks()
 
     def _describe_row(self, row) -> dict[str, Any]:
         return {"name": row.name, "sha256": row.bundle_sha256, "bytes": row.bundle_bytes}
