@@ -15,6 +15,7 @@ import math
 import subprocess
 from pathlib import Path
 
+from synthmed.evaluation.privacy.memorization import held_out_flag_rate, near_copy_p_value
 from synthmed.evaluation.utility.stats import bootstrap_ci
 from synthmed.machine import describe_machine
 
@@ -50,7 +51,8 @@ def seed_metrics(metrics: dict, metric: str = "dice_mean") -> dict:
     space = fid.get("feature_space", {})
     syn, held = space.get("synthetic_vs_train", {}), space.get("holdout_vs_train", {})
     agree = fid.get("image_label_agreement") or {}
-    priv = (metrics.get("privacy") or {}).get("embedding", {})
+    audit = metrics.get("privacy") or {}
+    priv = audit.get("embedding", {})
     real = arms["real"][metric]
     synthetic = arms["synthetic"][metric]
     return {
@@ -66,8 +68,30 @@ def seed_metrics(metrics: dict, metric: str = "dice_mean") -> dict:
         "agreement": (agree.get("synthetic") or {}).get("dice_mean"),
         "agreement_real_val": (agree.get("real_validation") or {}).get("dice_mean"),
         "near_copy_rate": priv.get("fraction_flagged"),
+        **near_copy_verdict(audit, priv),
         # every protocol the task ran (real+classic-aug, real+synthetic:R, ...), same metric
         **{f"arm:{name}": arm[metric] for name, arm in arms.items()},
+    }
+
+
+def near_copy_verdict(audit: dict, block: dict) -> dict:
+    """The held-out level of the near-copy rate (the rate at which NEW real images of other
+    patients are flagged by the same calibrated threshold) and the one-sided binomial p-value
+    of the observed count against it: the export gate's rule, so "at the held-out level" is a
+    number in the row, not a judgement. Empty when the audit lacks the counts."""
+    counts, rate, quantile = (
+        audit.get("n") or {},
+        block.get("fraction_flagged"),
+        audit.get("quantile"),
+    )
+    n_syn, n_hold = counts.get("synthetic"), counts.get("holdout")
+    if not (n_syn and n_hold and quantile is not None and rate is not None):
+        return {}
+    level = held_out_flag_rate(int(n_hold), float(quantile))
+    flagged = round(rate * n_syn)
+    return {
+        "near_copy_held_out_level": level,
+        "near_copy_p_value": near_copy_p_value(flagged, int(n_syn), level),
     }
 
 
@@ -145,9 +169,29 @@ COLUMNS = [
     ("agreement", "label agreement"),
     ("agreement_ratio", "agreement / real val"),
     ("near_copy_rate", "near-copy rate"),
+    ("near_copy_held_out_level", "near-copy held-out level"),
     ("train_s", "train s"),
     ("total_s", "total s"),
 ]
+
+
+def _near_copy_lines(rows: list[dict], alpha: float = 0.01) -> list[str]:
+    """Per row with the counts: in how many seeds the near-copy rate is above its held-out
+    level (one-sided binomial p < ``alpha``, the export gate's rule)."""
+    out = []
+    for row in rows:
+        ps = [p["near_copy_p_value"] for p in row["per_seed"] if "near_copy_p_value" in p]
+        if ps:
+            above = sum(p < alpha for p in ps)
+            out.append(
+                f"- {row['variant']}: above the held-out level in {above} of {len(ps)} seeds"
+            )
+    if not out:
+        return []
+    head = (
+        f"Near-copy rate against its held-out level (binomial p < {alpha}, the export gate's rule):"
+    )
+    return ["", head, "", *out]
 
 
 def _paired_lines(rows: list[dict], key: str = "synthetic_only") -> list[str]:
@@ -248,7 +292,39 @@ def markdown(payload: dict) -> str:
         )
     lines += _paired_lines(payload["rows"])
     lines += _arm_lines(payload["rows"])
+    lines += _near_copy_lines(payload["rows"])
     notes = [f"- {row['variant']}: {row['note']}" for row in payload["rows"] if row.get("note")]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def add_near_copy_verdicts(task: str, n_synthetic: int, n_holdout: int, quantile: float) -> Path:
+    """Fill the held-out level and p-value into rows saved before the benchmark recorded them
+    (their runs are gone, but the committed rate, the sample count and the split's held-out
+    count are all the gate's rule needs); rows that have them are left as they are."""
+    path = RESULTS / f"{task}.json"
+    payload = json.loads(path.read_text())
+    audit = {"n": {"synthetic": n_synthetic, "holdout": n_holdout}, "quantile": quantile}
+    for row in payload["rows"]:
+        for seed in row["per_seed"]:
+            if "near_copy_held_out_level" not in seed:
+                seed.update(near_copy_verdict(audit, {"fraction_flagged": seed["near_copy_rate"]}))
+        row["summary"] = aggregate(row["per_seed"])
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(path)
+    (RESULTS / f"{task}.md").write_text(markdown(payload))
+    return path
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="add near-copy verdicts to older rows")
+    parser.add_argument("task")
+    parser.add_argument("--n-synthetic", type=int, required=True)
+    parser.add_argument("--n-holdout", type=int, required=True, help="val + test rows")
+    parser.add_argument("--quantile", type=float, default=0.01)
+    args = parser.parse_args()
+    print(add_near_copy_verdicts(args.task, args.n_synthetic, args.n_holdout, args.quantile))
