@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation)")
     p.add_argument("--steps", type=int, default=20, help="timed steps at most")
-    p.add_argument("--step-budget", type=float, default=10.0, help="timed seconds at most")
+    p.add_argument("--step-budget", type=float, default=5.0, help="timed seconds at most")
     p.add_argument("--case-timeout", type=float, default=150.0, help="hard limit per child, s")
     p.add_argument("--deadline", type=float, default=540.0, help="whole run, seconds")
     p.add_argument("--out", type=Path, default=HERE / "results.json")

@@ -316,7 +316,9 @@ class TrainConfig(Strict):
     no budget repeats it exactly. ``lr_schedule``: ``constant``; ``linear`` (constant for the
     first half, then linearly to 0, as pix2pix); ``cosine`` (to 0). ``ema_decay``: moving
     average of the generator weights used for sampling (0 = off; ramp-up in
-    ``synthmed.training.ema``).
+    ``synthmed.training.ema``). ``fast_path``: bf16 autocast, channels_last, compile and fused
+    Adam (:class:`FastPathConfig`); ``precision`` is the older autocast switch (``bf16`` means
+    autocast on CUDA, which ``fast_path.autocast: auto`` already does).
     """
 
     method: str = "wgan_gp"
