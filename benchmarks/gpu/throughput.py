@@ -247,7 +247,7 @@ def markdown(result: dict) -> str:
     lines = ["# GPU throughput (benchmarks/gpu/run.sh)", ""]
     lines += [f"- {k}: `{v}`" for k, v in head.items() if k != "settings"]
     lines += ["", "| case | mode | ranks | batch/rank | G steps/s | D steps/s | images/s |"]
-    lines[-1] += " warm-up s | peak GiB | status |"
+    lines[-1] += " setup + warm-up s | peak GiB | status |"
     lines += ["|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         cells = [r.get("case"), r.get("mode"), r.get("world_size"), r.get("batch_per_rank")]
