@@ -164,3 +164,20 @@ def test_compiled_run_trains_and_writes_plain_checkpoints(tmp_path: Path):
     assert json.loads((run / "train_summary.json").read_text())["fast_path"]["compile"]
     api.train(tiny_config(3), run, resume=True, quiet=True)  # loads without compile
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_compile_swaps_the_trained_networks_but_never_a_private_critic():
+    from types import SimpleNamespace
+
+    from synthmed.training.loop import _NoSwap, _step_swap
+
+    model = nn.Module()
+    model.generator, model.critic = nn.Linear(2, 2), nn.Linear(2, 1)
+    ctx = SimpleNamespace(optimizers={"g": None, "d": None}, private=None)
+    on = FastPath(compile=True)
+    assert list(_step_swap(model, ctx, "cpu", 1, 4, on).fast) == ["generator", "critic"]
+    ctx.private = object()  # DP-SGD: Opacus hooks the critic's modules
+    assert list(_step_swap(model, ctx, "cpu", 1, 4, on).fast) == ["generator"]
+    assert isinstance(_step_swap(model, ctx, "cpu", 1, 4, FastPath()), _NoSwap)
+    diffusion = SimpleNamespace(optimizers={"g": None}, private=None)
+    assert list(_step_swap(model, diffusion, "cpu", 1, 4, on).fast) == ["generator"]
