@@ -192,6 +192,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
+        dtype, x = x.dtype, x.float()  # statistics in fp32 (bf16 autocast gives bf16 inputs)
         dims = [0, *range(2, x.dim())]
         count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
         with warnings.catch_warnings():  # deprecated for a private API; still the autograd one
@@ -211,7 +212,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(dtype)
 
 
 def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
