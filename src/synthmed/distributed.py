@@ -128,6 +128,40 @@ def broadcast_values(values: list[float], device: torch.device) -> list[float]:
     return tensor.tolist()
 
 
+def block_bounds(n: int, rank: int, world: int, unit: int = 1) -> tuple[int, int]:
+    """``(start, stop)`` of this rank's contiguous block of ``n`` rows, cut at multiples of
+    ``unit`` (a batch size: each rank then processes exactly the batches one process would)."""
+    units = -(-n // unit)
+    per, extra = divmod(units, world)
+    first = rank * per + min(rank, extra)
+    last = first + per + (1 if rank < extra else 0)
+    return min(first * unit, n), min(last * unit, n)
+
+
+def _collective_device() -> torch.device:
+    """Where a collective's tensors must live: this rank's GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", LaunchEnv.read().local_rank)
+    return torch.device("cpu")
+
+
+def all_gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``rows`` ``(N_r, ...)`` joined in rank order, on every rank (on the CPU;
+    the identity in one process). Blocks may differ in length, trailing shapes may not."""
+    if world_size() == 1:
+        return rows
+    device = _collective_device()
+    n = torch.tensor([rows.shape[0]], device=device)
+    sizes = [torch.empty_like(n) for _ in range(world_size())]
+    dist.all_gather(sizes, n)
+    counts = [int(s) for s in sizes]
+    padded = torch.zeros((max(counts), *rows.shape[1:]), dtype=rows.dtype, device=device)
+    padded[: rows.shape[0]] = rows.to(device)
+    gathered = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[:c].cpu() for g, c in zip(gathered, counts, strict=True)])
+
+
 def replicas_identical(modules: list[nn.Module], device: torch.device) -> bool:
     """True when every rank holds bitwise the same parameters and buffers (per-tensor float64
     sums gathered from all ranks; a cheap end-of-run check that DDP kept them in step)."""
@@ -158,6 +192,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
+        dtype, x = x.dtype, x.float()  # statistics in fp32 (bf16 autocast gives bf16 inputs)
         dims = [0, *range(2, x.dim())]
         count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
         with warnings.catch_warnings():  # deprecated for a private API; still the autograd one
@@ -177,7 +212,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(dtype)
 
 
 def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:

@@ -220,6 +220,33 @@ class DiffAugmentConfig(Strict):
     target: float = Field(0.6, ge=0.0, le=1.0)
 
 
+class FastPathConfig(Strict):
+    """The GPU fast path of training (``synthmed.training.fast_path``); ``auto`` is each
+    feature's measured best on the device: on for CUDA, off for CPU, except fused Adam, which
+    is faster on both (PERFORMANCE.md: on this CPU channels_last is 0.85x, compile 0.81x plus
+    minutes of compiling, bf16 100x slower).
+
+    ``autocast``: bf16 autocast of the networks' forward passes (the WGAN-GP penalty stays fp32,
+    outside autocast); ``channels_last``: NHWC memory format for 2D networks and the training
+    tensor; ``compile``: ``torch.compile`` of the trained networks (checkpoints keep the plain
+    modules' weights); ``fused_adam``: ``Adam(fused=True)``. ``off`` everywhere restores fp32,
+    NCHW, eager, per-tensor Adam.
+    """
+
+    autocast: Literal["auto", "bf16", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    compile: Literal["auto", "on", "off"] = "auto"
+    fused_adam: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any, info) -> Any:
+        """YAML reads an unquoted on/off as true/false: take them as the words."""
+        if isinstance(value, bool):
+            return ("bf16" if info.field_name == "autocast" else "on") if value else "off"
+        return value
+
+
 class SelectConfig(Strict):
     """Memorization-aware checkpoint selection (``synthmed.training.selection``).
 
@@ -289,7 +316,9 @@ class TrainConfig(Strict):
     no budget repeats it exactly. ``lr_schedule``: ``constant``; ``linear`` (constant for the
     first half, then linearly to 0, as pix2pix); ``cosine`` (to 0). ``ema_decay``: moving
     average of the generator weights used for sampling (0 = off; ramp-up in
-    ``synthmed.training.ema``).
+    ``synthmed.training.ema``). ``fast_path``: bf16 autocast, channels_last, compile and fused
+    Adam (:class:`FastPathConfig`); ``precision`` is the older autocast switch (``bf16`` means
+    autocast on CUDA, which ``fast_path.autocast: auto`` already does).
     """
 
     method: str = "wgan_gp"
@@ -314,6 +343,7 @@ class TrainConfig(Strict):
     diffaugment: DiffAugmentConfig = DiffAugmentConfig()
     select: SelectConfig = SelectConfig()
     privacy: PrivacyConfig | None = None  # DP-SGD on the critic (synthmed.training.privacy)
+    fast_path: FastPathConfig = FastPathConfig()
 
     @field_validator("budget")
     @classmethod

@@ -27,6 +27,7 @@ from synthmed.evaluation.fidelity import (
     image_label_agreement,
     load_or_fit_encoder,
 )
+from synthmed.evaluation.fidelity.sharded import sharded
 from synthmed.evaluation.inputs import EvalInputs
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,16 @@ def build_extractor(
     cfg: EvaluateConfig, run_dir: Path, real_images, device: str | torch.device = "cpu"
 ) -> FeatureExtractor:
     """The configured feature space; the encoder is fitted on real training rows and cached
-    under ``RUN/evaluation/`` with their hash (refitted when the data or settings change)."""
+    under ``RUN/evaluation/`` with their hash (refitted when the data or settings change).
+    Under torchrun its ``embed`` is split over the ranks (fidelity/sharded.py)."""
     dev = str(device)
     if cfg.extractor == "pixels":
-        return PixelExtractor(device=dev)
+        return sharded(PixelExtractor(device=dev))
     if cfg.extractor == "module":
-        return ModuleExtractor(cfg.extractor_path, device=dev)
+        return sharded(ModuleExtractor(cfg.extractor_path, device=dev))
     cache = run_dir / "evaluation"
     cache.mkdir(parents=True, exist_ok=True)
-    return load_or_fit_encoder(cache, real_images, steps=cfg.encoder_steps, device=dev)
+    return sharded(load_or_fit_encoder(cache, real_images, steps=cfg.encoder_steps, device=dev))
 
 
 def _agreement(

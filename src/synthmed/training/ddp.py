@@ -8,6 +8,7 @@ so EMA, sample grids, checkpoints and the selector keep seeing the plain network
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -23,13 +24,21 @@ class _FrozenBypass(nn.Module):
     module.
     """
 
-    def __init__(self, ddp: DistributedDataParallel) -> None:
+    def __init__(self, ddp: DistributedDataParallel, compile: bool = False) -> None:
         super().__init__()
         self.ddp = ddp
+        # torch.compile of the DDP wrapper (DDP-aware graph splitting) and of the frozen
+        # plain module; both share the plain module's parameters
+        self.fast = torch.compile(ddp) if compile else ddp
+        self.fast_frozen = torch.compile(ddp.module) if compile else ddp.module
 
     def forward(self, *args, **kwargs):
         first = next(self.ddp.module.parameters())
-        return (self.ddp if first.requires_grad else self.ddp.module)(*args, **kwargs)
+        return (self.fast if first.requires_grad else self.fast_frozen)(*args, **kwargs)
+
+    def uncompiled(self) -> nn.Module:
+        """The eager DDP network (the gradient penalty's double backward needs it)."""
+        return self if self.fast is self.ddp else _FrozenBypass(self.ddp)
 
     def __getattr__(self, name: str):
         try:
@@ -52,14 +61,17 @@ class DDPSwap:
     step's single ``backward`` together with the Wasserstein term, each parameter's
     accumulated gradient is all-reduced once, and the average over ranks of the per-rank mean
     is the gradient of the global-batch mean (the 2 x B vs 1 x 2B test checks this).
+    ``compiled``: the networks whose DDP wrapper runs under ``torch.compile`` (fast path).
     """
 
-    def __init__(self, model: nn.Module, names: list[str], device) -> None:
+    def __init__(
+        self, model: nn.Module, names: list[str], device, compiled: tuple[str, ...] = ()
+    ) -> None:
         self.model = model
         ids = [device.index or 0] if device.type == "cuda" else None
         self.plain = {n: getattr(model, n) for n in names}
         self.wrapped = {
-            n: _FrozenBypass(DistributedDataParallel(m, device_ids=ids))
+            n: _FrozenBypass(DistributedDataParallel(m, device_ids=ids), n in compiled)
             for n, m in self.plain.items()
         }
 

@@ -23,7 +23,7 @@ from synthmed.config.schema import RunConfig, TrainConfig, parse_budget
 from synthmed.data.arrays import GanData
 from synthmed.data.pairs import decode_pairs, onehot_condition, split_pairs
 from synthmed.determinism import seed_everything
-from synthmed.devices import autocast_factory, resolve_device
+from synthmed.devices import resolve_device
 from synthmed.errors import InputError
 from synthmed.models.base import synthesize_with
 from synthmed.models.build import build_model, model_kwargs
@@ -33,6 +33,14 @@ from synthmed.training.budget import StepBudget, lr_factor
 from synthmed.training.ddp import DDPSwap
 from synthmed.training.diffaugment import AdaptiveAugmentProbability, CriticAugment
 from synthmed.training.ema import GeneratorEMA
+from synthmed.training.fast_path import (
+    CompileSwap,
+    FastPath,
+    autocast_context,
+    data_channels_last,
+    resolve_fast_path,
+    to_channels_last,
+)
 from synthmed.training.methods import METHODS, StepContext
 from synthmed.training.tensorboard import TensorBoardLogger
 
@@ -245,6 +253,8 @@ def train_gan(
     except KeyError as exc:
         raise InputError(f"train.method: {exc.args[0]}") from None
     changes = _prepare_private_critic(tcfg, model, len(data.pairs), world, method)
+    fast = resolve_fast_path(device, tcfg.fast_path, tcfg.precision)
+    _channels_last(model, fast, private=changes is not None)
     try:
         optimizers = method.optimizers(model, tcfg, device)
     except ValueError as exc:  # e.g. an adversarial method for a model without a critic
@@ -265,11 +275,11 @@ def train_gan(
         model,
         optimizers.get("g"),
         optimizers.get("d"),
-        data.pairs.to(device),
+        _training_tensor(data.pairs, device, fast),
         rng,
         tcfg,
         device,
-        autocast_factory(device, tcfg.precision),
+        autocast_context(device, fast),
         classes=None if data.classes is None else data.classes.to(device),
         image_channels=data.image_channels,
         augment=make_augment(tcfg, rng),
@@ -286,7 +296,8 @@ def train_gan(
         start, spent = _restore(ctx, state, ema), float(state.get("budget_spent_s", 0.0))
         log.info("resumed %s at step %d", run_dir, start)
     budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
-    swap = _ddp_swap(model, ctx, device, world, tcfg.batch_size)
+    swap = _step_swap(model, ctx, device, world, tcfg.batch_size, fast)
+    log.info("fast path on %s: %s", device, fast.describe())
     grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
     # rank 0 alone writes: log, TensorBoard, grids, checkpoints, selection, summary
     selector = make_selector(cfg, data, run_dir, model, device, start) if main else None
@@ -309,7 +320,7 @@ def train_gan(
                     ema.update(model.generator, max(1, step - model.ema_start))
                 done = _done(budget, step, tcfg.steps, device)
                 if step % tcfg.log_every == 0 or done:
-                    losses = distributed.mean_losses({k: float(v) for k, v in out.items()}, device)
+                    losses = distributed.mean_losses(_host_losses(out, device), device)
                     if ctx.augment is not None:
                         losses["augment_p"] = ctx.augment.p
                     if main:
@@ -357,11 +368,20 @@ def train_gan(
     identical = distributed.replicas_identical(nets, device)
     if main:
         privacy = None if private is None else private.record()
-        _write_summary(run_dir, tcfg, step, start, seconds, rate, world, identical, privacy)
+        _write_summary(run_dir, tcfg, step, start, seconds, rate, world, identical, privacy, fast)
     distributed.barrier()  # every rank returns once the checkpoint and summary exist
     if not identical:
         raise RuntimeError("the ranks' networks differ after training (DDP out of step)")
     return TrainResult(run_dir, step, seconds, last, losses, rate)
+
+
+def _host_losses(out: dict[str, torch.Tensor], device) -> dict[str, float]:
+    """The step's loss tensors as floats in one device-to-host copy (the only host sync of a
+    step, made at the logging interval)."""
+    if not out:
+        return {}
+    values = torch.stack([torch.as_tensor(v).detach().double().to(device) for v in out.values()])
+    return dict(zip(out, values.tolist(), strict=True))
 
 
 def _privacy_unit(cfg: RunConfig) -> str:
@@ -387,14 +407,34 @@ def _prepare_private_critic(tcfg: TrainConfig, model, n_rows: int, world: int, m
     return make_critic_private(model.critic)
 
 
-def _ddp_swap(model, ctx: StepContext, device, world: int, batch: int) -> DDPSwap | _NoSwap:
-    """The DDP versions of the networks the method trains (world size > 1), built after any
-    resume so every rank starts from the checkpoint's weights."""
-    if world == 1:
-        return _NoSwap()
-    log.info("global batch %d = %d per rank x %d ranks", batch * world, batch, world)
+def _channels_last(model, fast: FastPath, private: bool) -> None:
+    """NHWC for the 2D networks (fast path); a DP-SGD critic keeps its layout (Opacus'
+    per-sample hooks are only tested here in NCHW)."""
+    if not fast.channels_last:
+        return
+    to_channels_last(model.generator)
+    if model.critic is not None and not private:
+        to_channels_last(model.critic)
+
+
+def _training_tensor(pairs: torch.Tensor, device, fast: FastPath) -> torch.Tensor:
+    """The whole training set, moved to the device once (NHWC with channels_last)."""
+    pairs = pairs.to(device)
+    return data_channels_last(pairs) if fast.channels_last else pairs
+
+
+def _step_swap(
+    model, ctx: StepContext, device, world: int, batch: int, fast: FastPath
+) -> DDPSwap | CompileSwap | _NoSwap:
+    """What the method's networks are during a step: their DDP versions (world size > 1;
+    built after any resume so every rank starts from the checkpoint's weights) and/or their
+    compiled versions (fast path; a DP-SGD critic stays eager: Opacus hooks its modules)."""
     names = ["generator"] + (["critic"] if "d" in ctx.optimizers else [])
-    return DDPSwap(model, names, device)
+    compiled = tuple(n for n in names if fast.compile and not (n == "critic" and ctx.private))
+    if world == 1:
+        return CompileSwap(model, list(compiled)) if compiled else _NoSwap()
+    log.info("global batch %d = %d per rank x %d ranks", batch * world, batch, world)
+    return DDPSwap(model, names, device, compiled)
 
 
 class _NoSwap:
@@ -428,6 +468,7 @@ def _write_summary(
     world=1,
     identical=True,
     privacy: dict | None = None,
+    fast: FastPath | None = None,
 ) -> None:
     """``train_summary.json``: the steps a run made and how fast (a budgeted run's steps are
     what repeats it exactly: ``train.steps`` = ``steps`` with no budget), and under
@@ -450,5 +491,6 @@ def _write_summary(
             "ema_decay": tcfg.ema_decay,
             "diffaugment": tcfg.diffaugment.model_dump(),
             "privacy": privacy,
+            "fast_path": (fast or FastPath()).describe(),
         },
     )

@@ -24,6 +24,7 @@ from synthmed.losses.adversarial import (
 )
 from synthmed.registry import Registry
 from synthmed.training.diffaugment import CriticAugment
+from synthmed.training.fast_path import resolve_fast_path
 
 if TYPE_CHECKING:
     from synthmed.training.privacy import PrivateCritic
@@ -34,8 +35,10 @@ Optimizers = dict[str, torch.optim.Optimizer]
 
 
 def adam(params, lr: float, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam with fused kernels (+7-10% on CPU, more on GPU; PERFORMANCE.md)."""
-    return torch.optim.Adam(params, lr, cfg.betas, fused=device.type in ("cpu", "cuda"))
+    """Adam, with fused kernels when ``train.fast_path.fused_adam`` resolves on (``auto``: on
+    CPU and CUDA; +7-10% on CPU, more on GPU; PERFORMANCE.md)."""
+    fused = resolve_fast_path(device, cfg.fast_path).fused_adam
+    return torch.optim.Adam(params, lr, cfg.betas, fused=True if fused else None)
 
 
 def adversarial_optimizers(model, cfg: TrainConfig, device: torch.device) -> Optimizers:
@@ -143,6 +146,24 @@ def observe_real(ctx: StepContext, real_scores: torch.Tensor) -> None:
         ctx.augment.observe(real_scores)
 
 
+def to_device(ctx: StepContext, drawn: torch.Tensor) -> torch.Tensor:
+    """A CPU draw on the run's device. On CUDA through pinned memory without blocking: a copy
+    from pageable memory waits for the GPU's queued work, a host sync on every step."""
+    if ctx.device.type == "cuda":
+        return drawn.pin_memory().to(ctx.device, non_blocking=True)
+    return drawn.to(ctx.device)
+
+
+def eager(net):
+    """``net`` without ``torch.compile`` (same parameters): compiled graphs do not support the
+    double backward of the gradient penalty. Under DDP (training/ddp.py) the uncompiled DDP
+    wrapper, so the penalty's gradients still reach the all-reduce."""
+    uncompiled = getattr(net, "uncompiled", None)
+    if callable(uncompiled):
+        return uncompiled()
+    return getattr(net, "_orig_mod", net)
+
+
 def this_rank(ctx: StepContext, drawn: torch.Tensor) -> torch.Tensor:
     """This rank's rows of a draw made for the global batch (``world_size`` x the per-rank
     rows, from the generator every rank holds in the same state).
@@ -159,7 +180,7 @@ def real_batch_indices(ctx: StepContext) -> torch.Tensor:
     """Random row indices (drawn on CPU from the run's generator, so resume is exact)."""
     size = (ctx.cfg.batch_size * ctx.world_size,)
     idx = this_rank(ctx, torch.randint(ctx.data.shape[0], size, generator=ctx.rng))
-    return idx.to(ctx.data.device)
+    return to_device(ctx, idx)
 
 
 def model_rows(ctx: StepContext, rows: torch.Tensor) -> torch.Tensor:
@@ -174,7 +195,7 @@ def _real_batch(ctx: StepContext) -> torch.Tensor:
 def latent(ctx: StepContext, n: int) -> torch.Tensor:
     """Standard-normal latents drawn from the run's generator, moved to the device."""
     z = torch.randn(n * ctx.world_size, ctx.model.latent_dim, generator=ctx.rng)
-    return this_rank(ctx, z).to(ctx.device)
+    return to_device(ctx, this_rank(ctx, z))
 
 
 def sum_rows(per_row: torch.Tensor) -> torch.Tensor:
@@ -230,7 +251,7 @@ def _wgan_critic(ctx: StepContext) -> dict[str, torch.Tensor]:
         real = _real_batch(ctx)
         z = latent(ctx, real.shape[0])
         alpha = torch.rand(real.shape[0] * ctx.world_size, generator=ctx.rng)
-        alpha = this_rank(ctx, alpha).to(ctx.device)
+        alpha = to_device(ctx, this_rank(ctx, alpha))
         with torch.no_grad(), ctx.autocast():
             fake = gen(z).float()
         real, fake = critic_view(ctx, real), critic_view(ctx, fake)
@@ -238,10 +259,11 @@ def _wgan_critic(ctx: StepContext) -> dict[str, torch.Tensor]:
             real_scores, fake_scores = critic(real).float(), critic(fake).float()
         observe_real(ctx, real_scores)
         loss_w = wasserstein_critic_loss(real_scores, fake_scores)
-        # fp32: the penalty is sensitive. Under DDP ``critic`` is the DDP critic: the penalty's
+        # fp32, outside autocast: the penalty is sensitive; eager: compiled graphs have no
+        # double backward. Under DDP ``critic`` is the DDP critic: the penalty's
         # autograd.grad is w.r.t. the inputs only, and its parameter gradients reach DDP's
         # all-reduce in the single backward below (training/ddp.py, DDPSwap)
-        gp = gradient_penalty(critic, real, fake, alpha=alpha)
+        gp = gradient_penalty(eager(critic), real.float(), fake.float(), alpha=alpha)
         ctx.opt_d.zero_grad(set_to_none=True)
         (loss_w + cfg.gp_lambda * gp).backward()
         ctx.opt_d.step()

@@ -26,6 +26,7 @@ from synthmed.training.methods import (
     model_rows,
     real_batch_indices,
     this_rank,
+    to_device,
 )
 
 # rows the latent scale is fitted on (the first ones: the same on every run of the seed)
@@ -56,7 +57,7 @@ def dropped_classes(ctx: StepContext, idx: torch.Tensor) -> torch.Tensor | None:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"train.options.class_dropout must be in [0, 1), got {p}")
     drop = this_rank(ctx, torch.rand(len(idx) * ctx.world_size, generator=ctx.rng) < p)
-    drop = drop.to(ctx.device)
+    drop = to_device(ctx, drop)
     classes = ctx.classes[idx]
     return torch.where(drop, torch.full_like(classes, ctx.model.num_classes), classes)
 

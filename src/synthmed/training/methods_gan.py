@@ -31,6 +31,7 @@ from synthmed.training.methods import (
     split_mean,
     sum_rows,
     this_rank,
+    to_device,
 )
 
 
@@ -156,7 +157,7 @@ def dcgan_step(ctx: StepContext) -> dict[str, torch.Tensor]:
 def _sample_classes(ctx: StepContext, n: int) -> torch.Tensor:
     """Uniform fake classes drawn on CPU from the run's generator (exact resume)."""
     drawn = torch.randint(ctx.model.num_classes, (n * ctx.world_size,), generator=ctx.rng)
-    return this_rank(ctx, drawn).to(ctx.device)
+    return to_device(ctx, this_rank(ctx, drawn))
 
 
 def _acgan_private_d_steps(ctx: StepContext, aux_weight: float) -> dict[str, torch.Tensor]:
