@@ -76,14 +76,20 @@ def _assert_same_training(a: Path, b: Path) -> None:
     sa, sb = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (a, b))
     assert sa["step"] == sb["step"]
     for net in ("generator", "critic"):
+        far, total = 0, 0
         for key, value in sa.get(net, {}).items():
             if value.is_floating_point():
-                # atol 1e-4 = lr / 5: Adam divides a near-zero gradient (e.g. a zero-initialised
-                # conv's bias) by its own size, so summation-order noise moves such a weight
-                # by up to ~lr / 10; a missing gradient sync moves most weights by ~lr per step
-                torch.testing.assert_close(value, sb[net][key], rtol=1e-4, atol=1e-4)
+                # Adam divides a near-zero gradient (e.g. a zero-initialised conv's bias) by its
+                # own size, so summation-order noise can move such a weight by a good part of
+                # lr (1.1e-4 = lr / 4.6 seen for one bias of the tiny diffusion U-Net when the
+                # two sides ran with different thread counts); a missing gradient sync moves
+                # MOST weights by ~lr per step. So: all but 1% of the weights within lr / 5.
+                diff = (value.double() - sb[net][key].double()).abs()
+                far += int((diff > 1e-4 + 1e-4 * sb[net][key].double().abs()).sum())
+                total += diff.numel()
             else:
                 assert torch.equal(value, sb[net][key]), key
+        assert far <= 0.01 * total, f"{net}: {far} of {total} weights differ by more than lr / 5"
 
 
 @pytest.mark.parametrize("method", list(METHODS))
