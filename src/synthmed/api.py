@@ -411,6 +411,8 @@ def _sample(
     out = _check_sample_outputs(Path(run_dir), out, n, threshold, cfg.batch_size, formats)
     if quantile is None:
         quantile = load_run_config(run_dir).evaluate.near_copy_quantile
+    elif not 0 < quantile < 1:  # also NaN; checked before the gate and sampling run
+        raise InputError(f"--quantile {quantile:g} must be in (0, 1) (a share of distances)")
     gate = _export_gate(Path(run_dir), cfg.gate, quantile, allow_privacy_risk, device, audit_only)
     folder = export_synthetic(
         run_dir,

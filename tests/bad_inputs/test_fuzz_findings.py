@@ -105,3 +105,12 @@ def test_library_message_becomes_one_line(tmp_path):
     with pytest.raises(InputError) as info:
         read_image(path)
     assert "\n" not in str(info.value) and "a.nii" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["2", "0", "nan"])
+def test_sample_quantile_outside_zero_one(value, run_copy, tmp_path, capsys):
+    """``--quantile`` was checked by the near-copy filter only, after the export gate and
+    sampling had run; now it is refused before anything runs."""
+    args = ["sample", run_copy, "--device", "cpu", "-q", "--out", tmp_path / "s"]
+    args += ["--exclude-near-copies", "--quantile", value]
+    assert_refused(capsys, tmp_path, args, f"--quantile {float(value):g}", "(0, 1)")
