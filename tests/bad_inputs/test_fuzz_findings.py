@@ -114,3 +114,10 @@ def test_sample_quantile_outside_zero_one(value, run_copy, tmp_path, capsys):
     args = ["sample", run_copy, "--device", "cpu", "-q", "--out", tmp_path / "s"]
     args += ["--exclude-near-copies", "--quantile", value]
     assert_refused(capsys, tmp_path, args, f"--quantile {float(value):g}", "(0, 1)")
+
+
+def test_sample_unknown_label_source(run_copy, tmp_path, capsys):
+    """Found by the probe: an unknown ``--label-source`` was ignored by a non-translator run
+    and the samples written (exit 0)."""
+    args = ["sample", run_copy, "--device", "cpu", "-q", "--out", tmp_path / "s"]
+    assert_refused(capsys, tmp_path, [*args, "--label-source", "dreams"], "'dreams'", "cascade")
