@@ -584,6 +584,28 @@ def write_results(rows: list[dict], started: float, tag: str, earlier: list[str]
     return result
 
 
+def combine(tags: list[str]) -> None:
+    """One result from runs that each covered part of the cases (a later tag's row wins)."""
+    rows: dict[str, dict] = {}
+    commands, seconds = [], 0.0
+    for tag in tags:
+        part = json.loads((RESULTS / f"bad_inputs_probe{tag}.json").read_text())
+        rows.update({row["case"]: row for row in part["cases"]})
+        commands += [*part.get("earlier_commands", []), part["command"]]
+        seconds += part["seconds"]
+    result = write_results(sorted(rows.values(), key=lambda r: r["case"]), time.monotonic(),
+                           "", commands)  # fmt: skip
+    result["seconds"] = seconds
+    missing = sorted(set(CASES) - set(rows))
+    result["not_run"] = missing
+    (RESULTS / "bad_inputs_probe.json").write_text(json.dumps(result, indent=1) + "\n")
+    with open(RESULTS / "bad_inputs_probe.md", "a") as md:
+        md.write(f"\n## Not run ({len(missing)} of {len(CASES)})\n\n")
+        md.write("\n".join(f"- `{name}`" for name in missing) or "none")
+        md.write("\n")
+    print(json.dumps(result["counts"]), f"{len(missing)} not run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
@@ -592,8 +614,14 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--all", action="store_true", help="also the variants left out")
+    parser.add_argument("--combine", nargs="+", metavar="TAG",
+                        help="merge the results of runs with these tags (later ones win) into "
+                        "bad_inputs_probe.json")  # fmt: skip
     parser.add_argument("--shared", type=Path, help="reuse (or keep) the tiny run + package here")
     args = parser.parse_args()
+    if args.combine:
+        combine(args.combine)
+        return
     if args.all:
         CASES.update(EXTRA)
     names = sorted(CASES)

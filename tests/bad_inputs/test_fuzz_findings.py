@@ -121,3 +121,13 @@ def test_sample_unknown_label_source(run_copy, tmp_path, capsys):
     and the samples written (exit 0)."""
     args = ["sample", run_copy, "--device", "cpu", "-q", "--out", tmp_path / "s"]
     assert_refused(capsys, tmp_path, [*args, "--label-source", "dreams"], "'dreams'", "cascade")
+
+
+def test_nifti_unknown_datatype_one_line(tmp_path, capsys):
+    """Found by the probe: nibabel logged the bad datatype code itself, twice, above the
+    error line."""
+    config, bad = _case(tmp_path, ".nii")
+    raw = bytearray(bad.read_bytes())
+    raw[70:72] = (999).to_bytes(2, "little")
+    bad.write_bytes(bytes(raw))
+    assert_refused(capsys, tmp_path, train_args(config, tmp_path), bad.name, "data code 999")

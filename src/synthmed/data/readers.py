@@ -265,11 +265,13 @@ def read_npy(path: Path, as_label: bool) -> ImageData:
 def read_nifti(path: Path, as_label: bool) -> ImageData:
     """NIfTI via nibabel: (x, y[, z[, t]]) -> (t, [z,] y, x); a single z slice becomes 2D."""
     import nibabel as nib
+    from nibabel.imageglobals import LoggingOutputSuppressor
 
     if file_ending(path) == ".nii.gz":
         _check_gzip(path)
-    img = nib.load(str(path))
-    array = np.asanyarray(img.dataobj)
+    with LoggingOutputSuppressor():  # nibabel logs header problems itself, then raises
+        img = nib.load(str(path))
+        array = np.asanyarray(img.dataobj)
     if not as_label:
         array = array.astype(np.float32)
     zooms = tuple(float(z) for z in img.header.get_zooms())
