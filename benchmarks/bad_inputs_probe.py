@@ -541,7 +541,8 @@ def merged(rows: list[dict], tag: str) -> tuple[list[dict], list[str]]:
     last = json.loads(path.read_text())
     fresh = {row["case"]: row for row in rows}
     kept = [fresh.pop(row["case"], row) for row in last["cases"]]
-    return kept + list(fresh.values()), [*last.get("earlier_commands", []), last["command"]]
+    earlier = [*last.get("earlier_commands", []), last["command"]]
+    return kept + list(fresh.values()), list(dict.fromkeys(earlier))
 
 
 def write_results(rows: list[dict], started: float, tag: str, earlier: list[str]) -> dict:
@@ -593,6 +594,7 @@ def combine(tags: list[str]) -> None:
         rows.update({row["case"]: row for row in part["cases"]})
         commands += [*part.get("earlier_commands", []), part["command"]]
         seconds += part["seconds"]
+    commands = list(dict.fromkeys(commands))
     result = write_results(sorted(rows.values(), key=lambda r: r["case"]), time.monotonic(),
                            "", commands)  # fmt: skip
     result["seconds"] = seconds
