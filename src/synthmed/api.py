@@ -29,6 +29,9 @@ from synthmed.config.loading import absolutize_paths, dump_yaml, read_run_config
 from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.errors import InputError
 
+LABEL_SOURCES = ("auto", "cascade", "train", "cases")
+"""``--label-source`` values (``sample.label_source`` in the config schema)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -411,6 +414,12 @@ def _sample(
     out = _check_sample_outputs(Path(run_dir), out, n, threshold, cfg.batch_size, formats)
     if quantile is None:
         quantile = load_run_config(run_dir).evaluate.near_copy_quantile
+    elif not 0 < quantile < 1:  # also NaN; checked before the gate and sampling run
+        raise InputError(f"--quantile {quantile:g} must be in (0, 1) (a share of distances)")
+    if label_source is not None and label_source not in LABEL_SOURCES:
+        raise InputError(
+            f"--label-source '{label_source}' is not one of {', '.join(LABEL_SOURCES)}"
+        )
     gate = _export_gate(Path(run_dir), cfg.gate, quantile, allow_privacy_risk, device, audit_only)
     folder = export_synthetic(
         run_dir,

@@ -55,6 +55,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML: {exc}".replace("\n", " "), path) from exc
+    except RecursionError:  # PyYAML's composer recurses once per level of nesting
+        raise InputError("YAML nested too deeply to read (thousands of levels)", path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -70,18 +70,42 @@ def training_arrays(
         raise InputError(
             "some training images have a label map and this one has none", unlabelled[0]
         )
+    check_same_channels(items)
     if cfg.patches is not None:
         check_patch_fits(items, cfg.patches.size)
         patch_set = extract_patches(items, cfg.patches, spatial_dims=items[0].spatial_dims)
         return patch_set.images, patch_set.labels, np.asarray(patch_set.item_index)
-    shapes = {it.image.shape for it in items}
-    if len(shapes) != 1:
-        raise InputError(
-            f"images differ in shape {sorted(shapes)[:3]}: set data.preprocess.resize "
-            "or data.patches"
-        )
+    check_same_shape(items, "set data.preprocess.resize or data.patches")
     images = np.stack([it.image for it in items])
     return images, np.stack([it.label for it in items]), np.arange(len(items))
+
+
+def check_same_shape(items: list[Item], advice: str) -> None:
+    """Whole images are stacked into one tensor, so they must share one shape.
+
+    Raises:
+        InputError: naming the first image whose shape differs from the first image's.
+    """
+    first = items[0].image.shape
+    odd = next((it for it in items if it.image.shape != first), None)
+    if odd is not None:
+        raise InputError(
+            f"image shape {tuple(odd.image.shape)} differs from {tuple(first)} "
+            f"({items[0].source}): {advice}",
+            odd.source or None,
+        )
+
+
+def check_same_channels(items: list[Item]) -> None:
+    """Patches of every image are stacked too: one channel count for all (grey vs colour)."""
+    first = items[0].image.shape[0]
+    odd = next((it for it in items if it.image.shape[0] != first), None)
+    if odd is not None:
+        raise InputError(
+            f"image has {odd.image.shape[0]} channels but {items[0].source} has {first}: "
+            "set data.preprocess.channels (e.g. grey), or convert the files",
+            odd.source or None,
+        )
 
 
 def check_patch_fits(items: list[Item], size: int) -> None:
@@ -105,9 +129,7 @@ def check_patch_fits(items: list[Item], size: int) -> None:
 def _image_only_arrays(items: list[Item], cfg: DataConfig):
     if cfg.patches is not None:
         raise InputError("image-only data (no label maps) needs data.patches: null")
-    shapes = {it.image.shape for it in items}
-    if len(shapes) != 1:
-        raise InputError(f"images differ in shape {sorted(shapes)[:3]}: set data.preprocess.resize")
+    check_same_shape(items, "set data.preprocess.resize")
     return np.stack([it.image for it in items]), None, np.arange(len(items))
 
 

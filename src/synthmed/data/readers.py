@@ -83,10 +83,14 @@ def check_link(path: Path) -> None:
 
 def _read_raw(path: str | Path, as_label: bool) -> ImageData:
     path = Path(path)
-    check_link(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    key = FOLDER_KEY if path.is_dir() else file_ending(path)
+    try:
+        check_link(path)
+        if not path.exists():
+            raise InputError("file not found", path)
+        is_dir = path.is_dir()
+    except OSError as exc:  # e.g. ENAMETOOLONG: a path the system cannot even look up
+        raise InputError(f"cannot open: {exc.strerror or exc}", path) from None
+    key = FOLDER_KEY if is_dir else file_ending(path)
     if key not in READERS:
         supported = ", ".join(n for n in READERS.names() if n != FOLDER_KEY)
         raise InputError(
@@ -99,9 +103,15 @@ def _read_raw(path: str | Path, as_label: bool) -> ImageData:
         raise
     except Exception as exc:  # any library failure is a bad file from the user's point of view
         kind = "label" if as_label else "image"
-        raise InputError(f"cannot read {kind}: {type(exc).__name__}: {exc}", path) from exc
+        text = " ".join(str(exc).split())  # library messages may span lines
+        raise InputError(f"cannot read {kind}: {type(exc).__name__}: {text}", path) from exc
     if data.array.size == 0:
         raise InputError("file holds no pixels", path)
+    if data.array.dtype.kind not in "biuf":  # strings, records, complex, dates, objects
+        raise InputError(
+            f"pixels of type {data.array.dtype} are not real numbers (bool, integer or float)",
+            path,
+        )
     return data
 
 
@@ -255,11 +265,13 @@ def read_npy(path: Path, as_label: bool) -> ImageData:
 def read_nifti(path: Path, as_label: bool) -> ImageData:
     """NIfTI via nibabel: (x, y[, z[, t]]) -> (t, [z,] y, x); a single z slice becomes 2D."""
     import nibabel as nib
+    from nibabel.imageglobals import LoggingOutputSuppressor
 
     if file_ending(path) == ".nii.gz":
         _check_gzip(path)
-    img = nib.load(str(path))
-    array = np.asanyarray(img.dataobj)
+    with LoggingOutputSuppressor():  # nibabel logs header problems itself, then raises
+        img = nib.load(str(path))
+        array = np.asanyarray(img.dataobj)
     if not as_label:
         array = array.astype(np.float32)
     zooms = tuple(float(z) for z in img.header.get_zooms())

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 MAX_AUTO_CLASSES = 32
 """Raw label values 0..MAX_AUTO_CLASSES-1 are taken as class indices without label_values."""
+MAX_CLASSES = 1 << 16
+"""Image-level class indices must be below this: a larger one is a typo or an ID column."""
 
 
 def load_source(spec: SourceConfig, base_dir: Path | None = None) -> list[Item]:
@@ -246,6 +248,10 @@ def _read_rows(csv_path: Path) -> list[dict[str, str]]:
                 csv_path,
             )
     rows = [{k: v.strip() for k, v in zip(header, row, strict=True)} for _, row in table[1:]]
+    key = "image" if "image" in header else "file"
+    empty = next((n for (n, _), r in zip(table[1:], rows, strict=True) if not r.get(key, "x")), 0)
+    if empty:
+        raise InputError(f"CSV line {empty} has an empty '{key}' cell", csv_path)
     if "image" not in rows[0] and "file" in rows[0]:  # common manifest spelling (e.g. BUSI)
         rows = [{("image" if k == "file" else k): v for k, v in r.items()} for r in rows]
     if "image" not in rows[0]:
@@ -271,6 +277,9 @@ def class_indices(
         negative = [v for v in filled if int(v) < 0]
         if negative:
             raise InputError(f"class {negative[0]}: classes must be 0..K-1", path)
+        huge = [v for v in filled if int(v) >= MAX_CLASSES]
+        if huge:
+            raise InputError(f"class {huge[0]}: classes must be 0..K-1 (below {MAX_CLASSES})", path)
         return [int(v) if v != "" else None for v in values], (
             list(class_names) if class_names else None
         )
@@ -313,6 +322,12 @@ def _load_csv(spec: SourceConfig, base_dir: Path) -> list[Item]:
 
 def _npz_images(images: np.ndarray, key: str, path: Path) -> np.ndarray:
     """MedMNIST (N,H,W), (N,H,W,3) or 3D (N,D,H,W) -> float32 channel-first (N,C,...)."""
+    if images.dtype.kind not in "biuf" or (images.size == 0 and len(images)):
+        raise InputError(
+            f"'{key}' has shape {images.shape} and type {images.dtype}; expected numeric "
+            "images (N, H, W[, 3])",
+            path,
+        )
     if images.ndim == 3:
         return images[:, None].astype(np.float32)
     if images.ndim == 4 and images.shape[-1] in (3, 4):
@@ -333,10 +348,12 @@ def _check_npz_arrays(images, classes, keys, class_names, path: Path) -> None:
         whole = np.isfinite(classes).all() and np.array_equal(classes, np.round(classes))
         if not whole:
             raise InputError(f"'{keys[1]}' holds non-integer class values", path)
-    bad = np.flatnonzero(classes < 0)
+    bad = np.flatnonzero((classes < 0) | (classes >= MAX_CLASSES))
     if bad.size:
         raise InputError(
-            f"'{keys[1]}'[{bad[0]}] is {classes[bad[0]]:g}: classes must be 0..K-1", path
+            f"'{keys[1]}'[{bad[0]}] is {classes[bad[0]]:g}: classes must be 0..K-1 "
+            f"(below {MAX_CLASSES})",
+            path,
         )
     if class_names and classes.size and classes.max() >= len(class_names):
         raise InputError(
@@ -361,7 +378,14 @@ def _load_npz(spec: SourceConfig, base_dir: Path) -> list[Item]:
         if missing:
             raise InputError(f"no key {missing[0]}; keys: {sorted(archive)}", path)
         images = _npz_images(archive[keys[0]], keys[0], path)
-        labels = archive[keys[1]].reshape(len(archive[keys[1]]), -1)
+        labels = archive[keys[1]]
+        if labels.ndim == 0 or labels.size != len(images) or labels.dtype.kind not in "biuf":
+            raise InputError(
+                f"'{keys[1]}' has shape {labels.shape} and type {labels.dtype}; expected one "
+                "numeric class per image",
+                path,
+            )
+        labels = labels.reshape(len(images), -1)
         if labels.shape != (len(images), 1):
             raise InputError(
                 f"'{keys[1]}' has shape {archive[keys[1]].shape}; expected one class per image",
