@@ -131,3 +131,25 @@ def test_nifti_unknown_datatype_one_line(tmp_path, capsys):
     raw[70:72] = (999).to_bytes(2, "little")
     bad.write_bytes(bytes(raw))
     assert_refused(capsys, tmp_path, train_args(config, tmp_path), bad.name, "data code 999")
+
+
+@pytest.mark.parametrize("slope", [b"\0\0\x80\x7f", b"\0\0\x80\xff"], ids=["inf", "-inf"])
+def test_nifti_infinite_scaling_refused(tmp_path, capsys, slope):
+    """Found by the probe: nibabel reads an infinite scl_slope as "no scaling", so the run
+    trained on the file as if its header were fine. (A NaN slope is nibabel's own default
+    for "unscaled", written by nibabel itself, and stays accepted.)"""
+    config, bad = _case(tmp_path, ".nii")
+    raw = bytearray(bad.read_bytes())
+    raw[112:116] = slope
+    bad.write_bytes(bytes(raw))
+    assert_refused(capsys, tmp_path, train_args(config, tmp_path), bad.name, "scl_slope")
+
+
+def test_symlink_loop_in_the_data_folder_refused(tmp_path, capsys):
+    """Found by the probe: glob skipped a looping link under the images folder in silence."""
+    from tests.bad_inputs import helpers
+
+    data = helpers.folder_data(tmp_path)
+    (data / "images" / "loopdir").symlink_to("loopdir")
+    config = helpers.run_config(tmp_path, helpers.folder_source(data, image_glob="images/**/*.png"))
+    assert_refused(capsys, tmp_path, train_args(config, tmp_path), "loopdir", "loop")

@@ -14,8 +14,10 @@ Axis conventions (shared with :mod:`synthmed.data.writers`, so files round-trip)
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,17 +262,41 @@ def read_npy(path: Path, as_label: bool) -> ImageData:
 # --------------------------------------------------------------------------- NIfTI
 
 
+@contextlib.contextmanager
+def _nibabel_silenced():
+    """Disable nibabel's loggers for the block. nibabel's own LoggingOutputSuppressor only
+    detaches its handlers (and skips some while doing so), so records still propagated to
+    the CLI's root handler: a bad header printed two extra lines above synthmed's error."""
+    loggers = [logging.getLogger(name) for name in ("nibabel", "nibabel.global")]
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, was in zip(loggers, before, strict=True):
+            lg.disabled = was
+
+
 @READERS.register(".nii")
 @READERS.register(".nii.gz")
 def read_nifti(path: Path, as_label: bool) -> ImageData:
     """NIfTI via nibabel: (x, y[, z[, t]]) -> (t, [z,] y, x); a single z slice becomes 2D."""
     import nibabel as nib
-    from nibabel.imageglobals import LoggingOutputSuppressor
+    from nibabel.openers import ImageOpener
 
     if file_ending(path) == ".nii.gz":
         _check_gzip(path)
-    with LoggingOutputSuppressor():  # nibabel logs header problems itself, then raises
+    with _nibabel_silenced():  # nibabel logs header problems itself, then raises
         img = nib.load(str(path))
+        with ImageOpener(str(path)) as raw:  # unchecked: load() quietly turns inf into NaN
+            header = type(img.header).from_fileobj(raw, check=False)
+        for field in ("scl_slope", "scl_inter"):
+            value = float(header[field])
+            # NaN is nibabel's own "no scaling" (it writes it by default); infinity is damage
+            # that nibabel would also read as unscaled, in silence
+            if math.isinf(value):
+                raise ValueError(f"header {field} is {value} (intensity scaling must be finite)")
         array = np.asanyarray(img.dataobj)
     if not as_label:
         array = array.astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -129,8 +130,17 @@ def _match_id(pattern: re.Pattern, name: str, path: Path, what: str) -> str:
     return match.group(1) if match.groups() else match.group(0)
 
 
+def _check_links_under(root: Path) -> None:
+    """Refuse a looping or dangling symbolic link anywhere under a data folder: glob skips
+    such an entry without a word, so a folder whose link loops trained on what was left."""
+    for folder, dirs, names in os.walk(root):  # does not follow links: a loop cannot trap it
+        for name in dirs + names:
+            check_link(Path(folder) / name)
+
+
 def _index_by_id(root: Path, glob: str, pattern: re.Pattern, what: str) -> dict[str, Path]:
     """Glob under root and key every file by its ID; duplicate IDs are an error."""
+    _check_links_under(root)
     files = sorted(root.glob(glob))
     if not files:
         raise InputError(f"{what} '{glob}' matched no files", root)
