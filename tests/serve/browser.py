@@ -49,3 +49,16 @@ def chrome(profile: Path, width: int = 1280, height: int = 1600):
                  f"--user-data-dir={profile}", f"--window-size={width},{height}"):  # fmt: skip
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+
+
+def click_and_wait(driver, element, timeout: float = 60.0) -> None:
+    """Click an element that navigates (a link, a form's submit button) and wait until the old
+    page is gone and the new one has loaded: a bare click returns before the navigation, and on
+    a loaded machine the next find_element would search the page being unloaded."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    wait = WebDriverWait(driver, timeout)
+    wait.until(expected_conditions.staleness_of(element))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from synthmed.serve.client import publish_bundle
-from tests.serve.browser import chrome
+from tests.serve.browser import chrome, click_and_wait
 from tests.serve.live import LiveServer
 
 FETCH = """
@@ -65,11 +65,11 @@ def test_search_filter_item_page_and_download(driver, published):
 
     box = driver.find_element(By.NAME, "modality")
     box.send_keys("fundus")
-    driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
     assert "modality=fundus" in driver.current_url
     links = driver.find_elements(By.CSS_SELECTOR, "table tr td:first-child a")
     assert [a.text for a in links] == ["tiny-vessels"]
-    links[0].click()
+    click_and_wait(driver, links[0])
 
     assert driver.current_url.endswith("/items/tiny-vessels")
     grid = driver.find_element(By.CSS_SELECTOR, "img.grid")

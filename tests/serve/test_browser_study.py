@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from synthmed.serve.client import publish_bundle
-from tests.serve.browser import chrome
+from tests.serve.browser import chrome, click_and_wait
 from tests.serve.live import LiveServer
 from tests.serve.test_study import N, real_zip, synthetic_look
 
@@ -73,7 +73,7 @@ def answer_in_browser(driver, url: str, token: str, say: str, stop_after: int | 
         position = int(driver.find_element(By.ID, "position").text)
         driver.find_element(By.ID, f"answer-{say}").click()
         Select(driver.find_element(By.ID, "confidence")).select_by_value("4")
-        driver.find_element(By.ID, "next").click()
+        click_and_wait(driver, driver.find_element(By.ID, "next"))
         answered += 1
         if not driver.find_elements(By.ID, "done"):
             assert int(driver.find_element(By.ID, "position").text) == position + 1
