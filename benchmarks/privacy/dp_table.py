@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from synthmed import __version__, api
+from synthmed import __version__, api, atomic
 from synthmed.config import load_run_config, resolve_config
 from synthmed.machine import describe_machine
 
@@ -218,33 +218,34 @@ def main() -> None:
     overrides = (TINY if args.tiny else []) + [f"train.device={args.device}", *args.overrides]
     cfg = DATASETS[args.dataset](args.data_root, overrides)
     t0 = time.perf_counter()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.dataset}{'_' + args.tag if args.tag else ''}"
     for i, eps in enumerate([None, *args.epsilons.split(",")]):
         name = "none" if eps is None else f"eps_{eps}"
         rows.append(run_arm(cfg, args.out / args.dataset / name, eps, args))
         args.with_real = False if i == 0 else args.with_real  # the real reference once
         print(json.dumps({k: rows[-1][k] for k in ("arm", "epsilon_spent", "synthetic_only")}))
-    result = {
-        "benchmark": "dp_table",
-        "dataset": args.dataset,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": describe_machine(),
-        "synthmed": __version__,
-        "scale": (
-            f"{'tiny phantom check' if args.tiny else args.dataset}: {args.steps} generator "
-            f"steps per arm, model {cfg.model.name} base width {cfg.model.base_channels}, batch "
-            f"{cfg.train.batch_size}, n_critic {cfg.train.n_critic}, {args.seeds} utility "
-            f"seed(s), utility steps {cfg.evaluate.utility.steps}; delta {args.delta:g}; "
-            f"evaluate overrides {args.eval_overrides or 'none'}"
-        ),
-        "total_s": round(time.perf_counter() - t0, 1),
-        "rows": rows,
-    }
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.dataset}{'_' + args.tag if args.tag else ''}"
-    (args.results / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    (args.results / f"{stem}.md").write_text(markdown(result))
+        # after every arm, so an interrupted run keeps the arms it finished
+        result = {
+            "benchmark": "dp_table",
+            "dataset": args.dataset,
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": describe_machine(),
+            "synthmed": __version__,
+            "scale": (
+                f"{'tiny phantom check' if args.tiny else args.dataset}: {args.steps} generator "
+                f"steps per arm, model {cfg.model.name} base width {cfg.model.base_channels}, "
+                f"batch {cfg.train.batch_size}, n_critic {cfg.train.n_critic}, {args.seeds} "
+                f"utility seed(s), utility steps {cfg.evaluate.utility.steps}; delta "
+                f"{args.delta:g}; evaluate overrides {args.eval_overrides or 'none'}"
+            ),
+            "total_s": round(time.perf_counter() - t0, 1),
+            "rows": rows,
+        }
+        atomic.write_text(args.results / f"{stem}.json", json.dumps(result, indent=1, default=str))
+        atomic.write_text(args.results / f"{stem}.md", markdown(result))
     print(json.dumps({"written": str(args.results / f"{stem}.md"), "total_s": result["total_s"]}))
 
 
