@@ -436,6 +436,7 @@ def _sample(
         lesion_value=cfg.lesion_value,
         lesion_sizes=lesion_sizes or cfg.lesion_sizes,
         lesion_centres=lesion_centres or cfg.lesion_centres,
+        label_warp=cfg.warp_labels.model_dump() if cfg.warp_labels.enabled else None,
         weights=cfg.weights,
         checkpoint=cfg.checkpoint,
         steps=steps if steps is not None else cfg.steps,

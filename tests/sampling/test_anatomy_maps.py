@@ -155,3 +155,21 @@ def test_evaluation_targets_the_tumour(anatomy_run: Path):
     reduced = lesion_only(inputs, 4)
     assert reduced.num_classes == 2 and reduced.lesion_value == 4
     assert reduced.synthetic.labels.tolist() == [[[0, 0, 1], [0, 0, 1]]]
+
+
+def test_warped_label_maps_drive_the_translator_and_are_recorded(anatomy_run, tmp_path):
+    from synthmed.sampling.export import export_synthetic
+
+    warp = {"rotate": 25.0, "scale": 0.1, "translate": 0.1}
+    outs = [
+        export_synthetic(anatomy_run, tmp_path / name, n=4, device="cpu", quiet=True, **kw)
+        for name, kw in [("plain", {}), ("warp", {"label_warp": warp}), ("again", {"label_warp": warp})]
+    ]  # fmt: skip
+    (_, plain), (_, warped), (_, again) = (read_synthetic_arrays(o) for o in outs)
+    assert np.array_equal(warped, again)  # seeded: the same warps again
+    assert not np.array_equal(plain, warped)
+    rows = rows_of(outs[1])
+    assert all(json.loads(r["label_warp"])["scale"] for r in rows)
+    assert not any(r["label_warp"] for r in rows_of(outs[0]))
+    for label in warped:
+        assert {1, 2, 3} <= set(np.unique(label).tolist())  # the head is moved, not lost

@@ -420,6 +420,20 @@ class GateConfig(Strict):
         return None if value is None else " ".join(value.split())
 
 
+class LabelWarpConfig(Strict):
+    """Seeded affine warp of a translator's label maps before sampling
+    (``synthmed.sampling.label_warp``): maps taken from training slices then give layouts no
+    training slice has (fewer near-copies). All zero (the default) = no warp."""
+
+    rotate: float = Field(0.0, ge=0, le=180, description="max rotation, degrees")
+    scale: float = Field(0.0, ge=0, lt=1, description="max isotropic scale change (0.1 = 10%)")
+    translate: float = Field(0.0, ge=0, lt=0.5, description="max shift, fraction of the size")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rotate or self.scale or self.translate)
+
+
 class SampleConfig(Strict):
     """Synthetic dataset export (``gate``: the privacy check before a dataset is written)."""
 
@@ -439,6 +453,7 @@ class SampleConfig(Strict):
     lesion_value: int | None = None  # label value of the lesion (default: the highest)
     lesion_sizes: list[int] | None = None  # label_source cases: target lesion areas, cycled
     lesion_centres: list[list[float]] | None = None  # label_source cases: centres, cycled
+    warp_labels: LabelWarpConfig = LabelWarpConfig()  # translators: seeded warp of each map
     gate: GateConfig = GateConfig()
 
 

@@ -179,10 +179,15 @@ def translator_conditions(
     device: str = "cpu",
     lesion_sizes: list[int] | None = None,
     lesion_centres: list[list[float]] | None = None,
+    warp: dict | None = None,
 ) -> Conditions:
     """The condition maker of a label source: what it reads (the mask generator, the training
     maps) is loaded once, here, and each call makes the maps of one batch of samples, so a
-    shard of a dataset needs only its own samples' maps."""
+    shard of a dataset needs only its own samples' maps.
+
+    ``warp`` (``rotate``, ``scale``, ``translate`` of ``sample.warp_labels``): each map, after
+    its lesion edit, is moved by its sample's seeded affine warp
+    (:mod:`synthmed.sampling.label_warp`), recorded in the manifest's ``label_warp``."""
     run_dir = Path(run_dir)
     if source == "auto":
         source = "cascade" if mask_stage_checkpoint(run_dir) else "train"
@@ -206,6 +211,11 @@ def translator_conditions(
                 rows = [{**r, "edits": e} for r, e in zip(rows, edits, strict=True)]
         else:
             labels, rows = _tumour_cases(bank, seeds, value, lesion_sizes, lesion_centres, first)
+        if warp:
+            from synthmed.sampling.label_warp import warp_label_maps
+
+            labels, warps = warp_label_maps(labels, seeds, **warp)
+            rows = [{**r, "label_warp": w} for r, w in zip(rows, warps, strict=True)]
         cond = labels_to_onehot(torch.as_tensor(labels), num_classes)
         return cond, [
             {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows

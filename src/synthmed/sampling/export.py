@@ -58,6 +58,7 @@ MANIFEST_FIELDS = [
     "label_seed",
     "label_checkpoint_sha256",
     "edits",
+    "label_warp",
     "model",
     "checkpoint",
     "checkpoint_sha256",
@@ -223,6 +224,7 @@ def export_synthetic(
     lesion_value: int | None = None,
     lesion_sizes: list[int] | None = None,
     lesion_centres: list[list[float]] | None = None,
+    label_warp: dict | None = None,
     weights: str = "ema",
     checkpoint: str = "best",
     steps: int | None = None,
@@ -237,8 +239,9 @@ def export_synthetic(
 
     Translators (pix2pix, SPADE) are driven by label maps from ``label_source`` (see
     :mod:`synthmed.sampling.conditions`); ``edit_lesions`` applies a random lesion edit to each
-    training label map first (Shin 2018), recorded in the manifest's ``edits`` column.
-    ``finalize``: see :data:`Finalize` (default: none).
+    training label map first (Shin 2018), recorded in the manifest's ``edits`` column;
+    ``label_warp`` (``rotate``/``scale``/``translate``) then moves each map by a seeded affine
+    warp (``label_warp`` column). ``finalize``: see :data:`Finalize` (default: none).
 
     Returns:
         The dataset folder (default ``run_dir/synthetic``) with ``images/``, ``labels/`` and
@@ -253,7 +256,7 @@ def export_synthetic(
         "n": n, "seed": seed, "formats": list(formats), "threshold": threshold,
         "batch_size": batch_size, "label_source": label_source, "edit_lesions": edit_lesions,
         "lesion_value": lesion_value, "lesion_sizes": lesion_sizes,
-        "lesion_centres": lesion_centres, "weights": weights, "checkpoint": checkpoint,
+        "lesion_centres": lesion_centres, "label_warp": label_warp, "weights": weights, "checkpoint": checkpoint,
         "steps": steps, "guidance_scale": guidance_scale,
     }  # fmt: skip
     per_class = class_checkpoints(run_dir)
@@ -292,6 +295,7 @@ def export_synthetic(
             device,
             lesion_sizes,
             lesion_centres,
+            label_warp,
         )
     return export_from_generator(
         gen,
