@@ -16,6 +16,7 @@ replaced).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import sys
@@ -108,6 +109,30 @@ def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str
     return row
 
 
+def earlier_seeds(
+    task: str, variant: str, overrides: list[str], seeds: list[int]
+) -> tuple[list[dict], list[dict]]:
+    """The committed row's per-seed results (those not re-run now) and its parts, for
+    ``--extend``: refused when the row is missing or ran with other overrides, since seeds of
+    two different settings must not be averaged as one row."""
+    path = ROOT / "benchmarks" / "quality" / "results" / f"{task}.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    row = next((r for r in rows if r["variant"] == variant), None)
+    if row is None:
+        sys.exit(f"--extend: no committed row '{variant}' in {path}")
+    if list(row.get("overrides", [])) != list(overrides):
+        sys.exit(
+            f"--extend: the row '{variant}' ran with --set {row.get('overrides')}, not {overrides}"
+        )
+    keep = [r for r in row["per_seed"] if r["seed"] not in seeds]
+    parts = row.get("parts") or [
+        {k: row[k] for k in ("command", "code_commit", "date", "machine")} | {"seeds": row["seeds"]}
+    ]
+    if row.get("note"):
+        parts[-1].setdefault("note", row["note"])
+    return keep, parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="demo", choices=TASKS)
@@ -120,6 +145,12 @@ def main() -> None:
     parser.add_argument("--budget", default=None, help="budget label (default: from --set)")
     parser.add_argument("--note", default="")
     parser.add_argument("--work", type=Path, default=None, help="run folders (default /tmp)")
+    parser.add_argument(
+        "--extend",
+        action="store_true",
+        help="add these seeds to the committed row of this --variant (same overrides) "
+        "instead of replacing it; the row keeps each part's command, commit and date",
+    )
     args = parser.parse_args()
     default_preset = {
         "busi": "fridadar2018-dcgan-per-class",
@@ -132,7 +163,9 @@ def main() -> None:
         (o.split("=", 1)[1] for o in args.overrides if o.startswith("train.budget=")),
         "fixed steps (task config)",
     )
-    per_seed = []
+    per_seed, parts = [], []
+    if args.extend:
+        per_seed, parts = earlier_seeds(args.task, args.variant, args.overrides, args.seeds)
     for seed in args.seeds:
         per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, preset))
         print(per_seed[-1], flush=True)
@@ -142,8 +175,14 @@ def main() -> None:
         row["preset"] = preset if args.task != "drive" else "task config"
         done = [r["seed"] for r in per_seed]
         row.update(seeds=done, per_seed=per_seed, summary=aggregate(per_seed))
-        if args.note:
-            row["note"] = args.note
+        if parts:  # an extended row: what ran when, by which command and code
+            this = {k: row[k] for k in ("command", "code_commit", "date", "machine")}
+            row["parts"] = [*parts, {**this, "seeds": list(args.seeds)}]
+            row["code_commit"] = " + ".join(dict.fromkeys(p["code_commit"] for p in row["parts"]))
+            row["command"] = " ; then ".join(p["command"] for p in row["parts"])
+        notes = [p["note"] for p in parts if p.get("note")] + ([args.note] if args.note else [])
+        if notes:
+            row["note"] = " ; then ".join(dict.fromkeys(notes))
         print(save_row(args.task, row), flush=True)
 
 
