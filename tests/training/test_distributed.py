@@ -22,7 +22,9 @@ DIFFUSION = [
     "train.method=diffusion",
     "model.options={channels: [4, 8], attention: [false, true], sample_steps: 2}",
 ]
-METHODS = {"wgan_gp": [], "diffusion": DIFFUSION}
+# WGAN-GP with every DiffAugment op at p = 0.5: each rank augments its slice of the batch
+DIFFAUGMENT = ["train.diffaugment.policy=[translation, cutout, color]", "train.diffaugment.p=0.5"]
+METHODS = {"wgan_gp": [], "diffusion": DIFFUSION, "diffaugment": DIFFAUGMENT}
 
 
 def _overrides(method: str, steps: int, batch: int) -> list[str]:

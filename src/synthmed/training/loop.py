@@ -196,8 +196,11 @@ def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Pat
         tb.log_image("samples", step, rgb)
 
 
-def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | None:
-    """The run's DiffAugment (None when ``train.diffaugment.policy`` is empty)."""
+def make_augment(
+    tcfg: TrainConfig, rng: torch.Generator, shard: tuple[int, int] = (0, 1)
+) -> CriticAugment | None:
+    """The run's DiffAugment (None when ``train.diffaugment.policy`` is empty); ``shard`` =
+    (rank, world_size): each rank augments its slice of the global batch."""
     da = tcfg.diffaugment
     if not da.policy:
         return None
@@ -210,7 +213,7 @@ def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | Non
         )
     if da.adaptive:  # ADA starts without augmentation and may raise p up to train.diffaugment.p
         adaptive = AdaptiveAugmentProbability(target=da.target, initial=0.0, max_p=da.p)
-    return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive)
+    return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive, shard=shard)
 
 
 def make_selector(cfg: RunConfig, data: GanData, run_dir: Path, model, device, start: int):
@@ -282,7 +285,7 @@ def train_gan(
         autocast_context(device, fast),
         classes=None if data.classes is None else data.classes.to(device),
         image_channels=data.image_channels,
-        augment=make_augment(tcfg, rng),
+        augment=make_augment(tcfg, rng, (rank, world)),
         optimizers=optimizers,
         rank=rank,
         world_size=world,
