@@ -52,7 +52,8 @@ class DDPSwap:
 
     Args:
         model: the generative model (``generator`` / ``critic`` attributes).
-        names: the attributes to wrap (those the method's optimisers train).
+        names: the attributes to wrap (those the method's optimisers train through their
+            ``forward``), dotted paths allowed (``generator.unet``).
         device: the rank's device (``device_ids`` for CUDA).
 
     The WGAN-GP gradient penalty runs through the DDP critic: ``autograd.grad`` there is
@@ -69,17 +70,23 @@ class DDPSwap:
     ) -> None:
         self.model = model
         ids = [device.index or 0] if device.type == "cuda" else None
-        self.plain = {n: getattr(model, n) for n in names}
+        self.plain = {n: model.get_submodule(n) for n in names}
         self.wrapped = {
             n: _FrozenBypass(DistributedDataParallel(m, device_ids=ids), n in compiled)
             for n, m in self.plain.items()
         }
 
+    def _put(self, name: str, module: nn.Module) -> None:
+        """``module`` at ``name``, a dotted path (``generator.unet``: a latent model's U-Net
+        alone, its autoencoder being trained outside DDP)."""
+        parent, _, leaf = name.rpartition(".")
+        setattr(self.model.get_submodule(parent) if parent else self.model, leaf, module)
+
     def __enter__(self) -> DDPSwap:
         for name, module in self.wrapped.items():
-            setattr(self.model, name, module)
+            self._put(name, module)
         return self
 
     def __exit__(self, *exc) -> None:
         for name, module in self.plain.items():
-            setattr(self.model, name, module)
+            self._put(name, module)

@@ -299,7 +299,7 @@ def train_gan(
         start, spent = _restore(ctx, state, ema), float(state.get("budget_spent_s", 0.0))
         log.info("resumed %s at step %d", run_dir, start)
     budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
-    swap = _step_swap(model, ctx, device, world, tcfg.batch_size, fast)
+    swap = _step_swap(model, ctx, device, world, tcfg.batch_size, fast, method.ddp_modules)
     log.info("fast path on %s: %s", device, fast.describe())
     grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
     # rank 0 alone writes: log, TensorBoard, grids, checkpoints, selection, summary
@@ -427,16 +427,20 @@ def _training_tensor(pairs: torch.Tensor, device, fast: FastPath) -> torch.Tenso
 
 
 def _step_swap(
-    model, ctx: StepContext, device, world: int, batch: int, fast: FastPath
+    model, ctx: StepContext, device, world: int, batch: int, fast: FastPath, ddp_modules=None
 ) -> DDPSwap | CompileSwap | _NoSwap:
     """What the method's networks are during a step: their DDP versions (world size > 1;
-    built after any resume so every rank starts from the checkpoint's weights) and/or their
-    compiled versions (fast path; a DP-SGD critic stays eager: Opacus hooks its modules)."""
+    built after any resume so every rank starts from the checkpoint's weights; the method's
+    ``ddp_modules`` when it names them) and/or their compiled versions (fast path; a DP-SGD
+    critic stays eager: Opacus hooks its modules)."""
     names = ["generator"] + (["critic"] if "d" in ctx.optimizers else [])
     compiled = tuple(n for n in names if fast.compile and not (n == "critic" and ctx.private))
     if world == 1:
         return CompileSwap(model, list(compiled)) if compiled else _NoSwap()
     log.info("global batch %d = %d per rank x %d ranks", batch * world, batch, world)
+    if ddp_modules is not None:
+        names = ddp_modules(model)
+        compiled = tuple(n for n in names if fast.compile)
     return DDPSwap(model, names, device, compiled)
 
 
