@@ -184,3 +184,35 @@ def test_torchrun_restart_continues_the_run(tmp_path, monkeypatch):
     fresh = tmp_path / "fresh"  # a restart before the first checkpoint starts from scratch
     _one_process(fresh, _overrides("wgan_gp", steps=1, batch=4))
     assert [int(r["step"]) for r in _log(fresh)] == [1]
+
+
+# pix2pix: batch-norm U-Net generator with dropout 0.5, its only noise (the global generator)
+PIX2PIX = ["model.name=pix2pix", "train.method=pix2pix", "model.options={dropout: 0.5}"]
+
+
+def test_dropout_differs_per_rank_and_repeats_for_the_same_step():
+    from synthmed.training.ddp import seed_global_rng
+
+    def mask(rank: int, step: int) -> torch.Tensor:
+        seed_global_rng(5, rank, step)
+        return torch.nn.functional.dropout(torch.ones(256), 0.5)
+
+    assert torch.equal(mask(0, 3), mask(0, 3)) and torch.equal(mask(1, 3), mask(1, 3))
+    assert not torch.equal(mask(0, 3), mask(1, 3))  # the ranks drop different units
+    assert not torch.equal(mask(0, 3), mask(0, 4))  # and new ones each step
+
+
+def test_two_rank_pix2pix_with_dropout_resumes_exactly(tmp_path):
+    """Under torchrun the loop seeds the global generator per (seed, rank, step): a 2-rank
+    pix2pix run resumed after step 2 ends bit for bit where the straight 2-rank run ends."""
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    overrides = [o for o in _overrides("wgan_gp", 3, batch=2) if not o.startswith("train.steps")]
+    _torchrun(resumed, [*overrides, *PIX2PIX, "train.steps=2"])
+    _torchrun(resumed, [*overrides, *PIX2PIX, "train.steps=3"], resume=True)
+    _torchrun(straight, [*overrides, *PIX2PIX, "train.steps=3"])
+    a, b = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (resumed, straight))
+    for net in ("generator", "critic"):
+        assert a[net].keys() == b[net].keys()
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert [r["step"] for r in _log(resumed)] == [1.0, 2.0, 3.0]
+    assert _log(resumed) == _log(straight)

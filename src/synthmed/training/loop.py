@@ -30,7 +30,7 @@ from synthmed.models.build import build_model, model_kwargs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
 from synthmed.training.budget import StepBudget, lr_factor
-from synthmed.training.ddp import DDPSwap
+from synthmed.training.ddp import DDPSwap, seed_global_rng
 from synthmed.training.diffaugment import AdaptiveAugmentProbability, CriticAugment
 from synthmed.training.ema import GeneratorEMA
 from synthmed.training.fast_path import (
@@ -317,6 +317,8 @@ def train_gan(
                 if budget is not None:
                     total = _agreed_total(budget.estimate_total(step) or total, device)
                 _set_lr(ctx, tcfg, method.lr_of, lr_factor(tcfg.lr_schedule, step, total))
+                if world > 1:  # dropout differs per rank, reproducibly (one process: as before)
+                    seed_global_rng(tcfg.seed, rank, step)
                 with swap:
                     out = method(ctx)
                 if ema is not None:
