@@ -192,6 +192,25 @@ def all_gather_rows(rows: torch.Tensor) -> torch.Tensor:
     return torch.cat([g[:c].cpu() for g, c in zip(gathered, counts, strict=True)])
 
 
+def all_gather_objects(obj) -> list:
+    """Every rank's picklable ``obj`` in rank order, on every rank (``[obj]`` in one
+    process): results of work split over the ranks, e.g. the utility sweep's cells."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj):
+    """Rank 0's picklable ``obj`` on every rank (``obj`` itself in one process)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def replicas_identical(modules: list[nn.Module], device: torch.device) -> bool:
     """True when every rank holds bitwise the same parameters and buffers (per-tensor float64
     sums gathered from all ranks; a cheap end-of-run check that DDP kept them in step)."""
