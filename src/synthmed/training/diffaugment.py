@@ -293,16 +293,14 @@ class AdaptiveAugmentProbability:
             raise ValueError("real_scores must have a batch dimension, got a scalar")
         if scores.dim() > 1:
             scores = scores.flatten(1).mean(dim=1)
-        batch = torch.stack(
-            [
-                scores.sign().sum(dtype=torch.float64),
-                torch.tensor(scores.shape[0], dtype=torch.float64, device=scores.device),
-            ]
-        )
-        batch = distributed.sum_over_ranks(batch)
+        sign_sum = scores.sign().sum(dtype=torch.float64)
+        # a fill on the scores' device, not a host-to-device copy (no sync on CUDA)
+        count = torch.full((), float(scores.shape[0]), dtype=torch.float64, device=scores.device)
+        if distributed.world_size() > 1:
+            sign_sum, count = distributed.sum_over_ranks(torch.stack([sign_sum, count])).unbind()
         # Out-of-place adds: CPU 0-dim accumulators combine with CUDA batch sums.
-        self._sign_sum = self._sign_sum + batch[0]
-        self._images = self._images + batch[1]
+        self._sign_sum = self._sign_sum + sign_sum
+        self._images = self._images + count
         self._calls += 1
         if self._calls >= self.interval:
             self._adjust()
