@@ -202,6 +202,39 @@ def test_dropout_differs_per_rank_and_repeats_for_the_same_step():
     assert not torch.equal(mask(0, 3), mask(0, 4))  # and new ones each step
 
 
+def _dropout_worker(rank: int, port: int, run: str, out: str) -> None:
+    """One rank of a 2-rank pix2pix run (the environment torchrun sets) that records where
+    the generator's dropout layers zeroed their output in each training forward."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    dropped, forward = [], torch.nn.Dropout.forward
+
+    def recording(self, x):
+        y = forward(self, x)
+        if self.training and self.p > 0:  # MONAI blocks hold Dropout(0.0) layers too
+            dropped.append(y == 0)  # the inputs (after a norm layer) are never exactly 0
+        return y
+
+    torch.nn.Dropout.forward = recording
+    overrides = [o for o in _overrides("wgan_gp", 2, batch=2) if o != "train.n_critic=2"]
+    _one_process(Path(run), [*overrides, *PIX2PIX])  # joins the process group from the env
+    torch.save(dropped, f"{out}.{rank}")
+
+
+def test_the_ranks_of_a_pix2pix_run_drop_different_units(tmp_path):
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "dropped")
+    mp.spawn(_dropout_worker, args=(_free_port(), str(tmp_path / "run"), out), nprocs=2)
+    ranks = [torch.load(f"{out}.{r}") for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 2 * 2  # 2 dropout layers x 2 steps
+    for a, b in zip(*ranks, strict=True):  # every dropout forward of every step
+        assert a.shape == b.shape and not torch.equal(a, b)
+
+
 def test_two_rank_pix2pix_with_dropout_resumes_exactly(tmp_path):
     """Under torchrun the loop seeds the global generator per (seed, rank, step): a 2-rank
     pix2pix run resumed after step 2 ends bit for bit where the straight 2-rank run ends."""
