@@ -1,5 +1,6 @@
 """``synthmed evaluate --nproc 2`` (2 gloo ranks) writes the metrics.json of one process:
-utility cells split over the ranks, feature extraction sharded, rank 0 alone writing."""
+utility cells split over the ranks, feature extraction sharded, rank 0 alone writing; a run
+without a synthetic folder is sampled first by the same ranks."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_evaluate_nproc_2_writes_the_metrics_of_one_process(tmp_path: Path) -> N
         torch.set_num_threads(threads)
     one, two = tmp_path / "one" / "run", tmp_path / "two" / "run"
     shutil.copytree(base, one)
-    shutil.copytree(base, two)
+    shutil.copytree(base, two, ignore=shutil.ignore_patterns("synthetic"))  # sampled first
     done = synthmed_cli("evaluate", str(one), "--device", "cpu", "--quiet")
     assert done.returncode == 0, output(done)
     done = synthmed_cli("evaluate", str(two), "--device", "cpu", "--quiet", "--nproc", "2")
@@ -47,6 +48,9 @@ def test_evaluate_nproc_2_writes_the_metrics_of_one_process(tmp_path: Path) -> N
     rows = m1["utility"]["segmentation"]["rows"]
     assert {r["protocol"] for r in rows} == {"real", "synthetic-only"} and len(rows) >= 2
     assert m2 == m1  # same numbers, bit for bit (JSON floats are exact round trips)
+    assert (two / "synthetic" / "manifest.csv").read_text() == (
+        one / "synthetic" / "manifest.csv"
+    ).read_text()  # the 2 ranks' sampling made the 1-process dataset
     for name in ("closest_pairs.png", "fidelity_encoder.json"):  # written once, by rank 0
         assert (two / "evaluation" / name).is_file(), name
     assert not list(two.rglob("*.tmp*"))
