@@ -526,8 +526,8 @@ def evaluate(
 
 def _evaluate(run_dir, device, quiet, protocols, sizes, seeds, overrides, settings) -> dict:
     """:func:`evaluate` inside the torchrun process group (if any): every rank evaluates (the
-    feature extraction is split over the ranks, the rest repeated on each), rank 0 alone
-    writes the files."""
+    utility trainings and the feature extraction split over the ranks, the other sections
+    repeated on each), rank 0 alone writes the files."""
     from synthmed import distributed
     from synthmed.evaluation.run import evaluate_run, with_evaluate_overrides
     from synthmed.outputs import check_writable
