@@ -517,6 +517,19 @@ def evaluate(
     (N -> seeds 0..N-1, or a list) and ``overrides`` (``evaluate.*`` keys, e.g.
     ``evaluate.utility.steps=100``) then change single settings; metrics.json records them.
     """
+    from synthmed import distributed
+    from synthmed.devices import resolve_device
+
+    _check_device(device, "--device")
+    with distributed.session(resolve_device(device).type):
+        return _evaluate(run_dir, device, quiet, protocols, sizes, seeds, overrides, settings)
+
+
+def _evaluate(run_dir, device, quiet, protocols, sizes, seeds, overrides, settings) -> dict:
+    """:func:`evaluate` inside the torchrun process group (if any): every rank evaluates (the
+    utility trainings and the feature extraction split over the ranks, the other sections
+    repeated on each), rank 0 alone writes the files."""
+    from synthmed import distributed
     from synthmed.evaluation.run import evaluate_run, with_evaluate_overrides
     from synthmed.outputs import check_writable
 
@@ -527,11 +540,14 @@ def evaluate(
         config = config.model_copy(update={"evaluate": settings})
     config = with_evaluate_overrides(config, protocols, sizes, seeds, overrides)
     synth_dir = run_dir / "synthetic"
-    if not (synth_dir / "manifest.csv").is_file():
+    if not (synth_dir / "manifest.csv").is_file():  # every rank sees the same answer
         n = config.evaluate.n_synthetic or config.sample.n
-        sample(run_dir, n=n, device=device, quiet=quiet)
+        sample(run_dir, n=n, device=device, quiet=quiet)  # sharded over the ranks as well
+    quiet = quiet or not distributed.is_main()
     metrics = evaluate_run(config, run_dir, synth_dir, device=device, quiet=quiet)
-    write_json(run_dir / "metrics.json", metrics)
+    if distributed.is_main():
+        write_json(run_dir / "metrics.json", metrics)
+    distributed.barrier()  # every rank returns once metrics.json exists
     return metrics
 
 

@@ -240,6 +240,7 @@ def _parse_centre(text: str) -> list[float]:
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     run_dir: Path = typer.Argument(..., help="A trained run folder."),
     protocols: str = typer.Option(
         None,
@@ -254,10 +255,16 @@ def evaluate(
         [], "--set", help="Override an evaluate.* key, e.g. --set evaluate.utility.steps=100."
     ),
     device: str = DEVICE,
+    nproc: int = typer.Option(
+        None, help="Evaluate in N processes on this machine (relaunches under torchrun)."
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Utility (protocol x real patients x seed, tested on real), fidelity, privacy -> metrics.json."""
     from synthmed import api
+
+    if nproc is not None:
+        sys.exit(_launch_torchrun(ctx, nproc))
 
     def split(text: str | None) -> list[str] | None:
         return [p.strip() for p in text.split(",") if p.strip()] if text else None
@@ -274,6 +281,8 @@ def evaluate(
         seeds=seeds,
         overrides=list(set_),
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     for task, section in metrics["utility"].items():
         metric = section["metric"]
         for entry in section["summary"][metric]:

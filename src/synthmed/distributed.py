@@ -128,6 +128,36 @@ def broadcast_values(values: list[float], device: torch.device) -> list[float]:
     return tensor.tolist()
 
 
+def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """``values`` summed over the ranks, on every rank (a new tensor on ``values``' device;
+    ``values`` itself in one process). For statistics every rank must agree on, e.g. the
+    adaptive augmentation's overfitting signal."""
+    if world_size() == 1:
+        return values
+    out = values.detach().clone()
+    dist.all_reduce(out)
+    return out
+
+
+def average_gradients(params) -> None:
+    """Each parameter's ``.grad`` replaced by its mean over the ranks (one all-reduce of the
+    flattened gradients), for networks trained outside DDP's forward (the latent
+    autoencoder's loss calls its encoder and decoder, not its ``forward``). Parameters
+    without a gradient must be the same on every rank; they are skipped."""
+    if world_size() == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def block_bounds(n: int, rank: int, world: int, unit: int = 1) -> tuple[int, int]:
     """``(start, stop)`` of this rank's contiguous block of ``n`` rows, cut at multiples of
     ``unit`` (a batch size: each rank then processes exactly the batches one process would)."""
@@ -160,6 +190,25 @@ def all_gather_rows(rows: torch.Tensor) -> torch.Tensor:
     gathered = [torch.empty_like(padded) for _ in counts]
     dist.all_gather(gathered, padded)
     return torch.cat([g[:c].cpu() for g, c in zip(gathered, counts, strict=True)])
+
+
+def all_gather_objects(obj) -> list:
+    """Every rank's picklable ``obj`` in rank order, on every rank (``[obj]`` in one
+    process): results of work split over the ranks, e.g. the utility sweep's cells."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj):
+    """Rank 0's picklable ``obj`` on every rank (``obj`` itself in one process)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def replicas_identical(modules: list[nn.Module], device: torch.device) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from synthmed import distributed
 from synthmed.config.schema import EvaluateConfig, RunConfig
 from synthmed.data.arrays import training_arrays
 from synthmed.evaluation.fidelity import (
@@ -27,6 +28,7 @@ from synthmed.evaluation.fidelity import (
     image_label_agreement,
     load_or_fit_encoder,
 )
+from synthmed.evaluation.fidelity.extractors import cached_encoder
 from synthmed.evaluation.fidelity.sharded import sharded
 from synthmed.evaluation.inputs import EvalInputs
 
@@ -38,15 +40,23 @@ def build_extractor(
 ) -> FeatureExtractor:
     """The configured feature space; the encoder is fitted on real training rows and cached
     under ``RUN/evaluation/`` with their hash (refitted when the data or settings change).
-    Under torchrun its ``embed`` is split over the ranks (fidelity/sharded.py)."""
+    Under torchrun its ``embed`` is split over the ranks (fidelity/sharded.py), and rank 0
+    alone fits (or loads) and writes the encoder, which the other ranks then load."""
     dev = str(device)
     if cfg.extractor == "pixels":
         return sharded(PixelExtractor(device=dev))
     if cfg.extractor == "module":
         return sharded(ModuleExtractor(cfg.extractor_path, device=dev))
     cache = run_dir / "evaluation"
-    cache.mkdir(parents=True, exist_ok=True)
-    return sharded(load_or_fit_encoder(cache, real_images, steps=cfg.encoder_steps, device=dev))
+    if distributed.is_main():  # under torchrun rank 0 alone fits and writes the cache
+        cache.mkdir(parents=True, exist_ok=True)
+        encoder = load_or_fit_encoder(cache, real_images, steps=cfg.encoder_steps, device=dev)
+    distributed.barrier()
+    if not distributed.is_main():  # ... and the other ranks load its weights, bit for bit
+        encoder = cached_encoder(cache, real_images, steps=cfg.encoder_steps, device=dev)
+        if encoder is None:
+            raise RuntimeError(f"rank {distributed.rank()}: rank 0's encoder is not in {cache}")
+    return sharded(encoder)
 
 
 def _agreement(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from synthmed.data.pairs import encode_pairs
+from synthmed.distributed import is_main
 from synthmed.evaluation.fidelity import FeatureExtractor
 from synthmed.evaluation.inputs import EvalInputs
 from synthmed.evaluation.privacy import privacy_audit
@@ -112,8 +113,10 @@ def privacy_section(
     )
     audit["pixel_size"] = pixel_size
     audit["critic_attack"] = "LOGAN on the checkpoint's critic" if scores else None
-    figure = save_closest_pairs(
-        inputs, audit["pixel"]["closest_pairs"], run_dir / CLOSEST_PAIRS_PNG
+    closest = audit["pixel"]["closest_pairs"]
+    # under torchrun rank 0 alone writes the figure; every rank records the same path
+    figure = (
+        save_closest_pairs(inputs, closest, run_dir / CLOSEST_PAIRS_PNG) if is_main() else closest
     )
     audit["closest_pairs_png"] = CLOSEST_PAIRS_PNG if figure else None
     pixel = audit["pixel"]

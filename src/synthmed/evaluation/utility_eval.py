@@ -10,6 +10,7 @@ demo can afford; ``synthmed evaluate --protocols all --sizes 1,2,5,all --seeds 3
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthmed import distributed
 from synthmed.config.schema import UtilityConfig
 from synthmed.errors import InputError
 from synthmed.evaluation.inputs import EvalInputs
@@ -158,25 +160,70 @@ def _sweep(
 
     ``synthetic-only`` ignores the real subset, so it is trained once per seed and its row is
     repeated for the other sizes (same seed, same data: the same model).
+
+    Under torchrun the trainings are split over the ranks (round robin; the reference U-Net
+    on rank 0) and their results gathered: each cell is seeded on its own, so the rows are
+    those of one process; the reference model is broadcast, so every rank holds it.
     """
     task, metric = inputs.task, METRICS[inputs.task][0]
     held = (_held_out(task, inputs.splits.get("val", [])), _held_out(task, inputs.splits["test"]))
     ref_cell = ("real", "all", seeds[0]) if want_reference and task == "segmentation" else None
-    rows, reference, cache = [], None, {}
-    with stage("utility", len(sizes) * len(seeds) * len(protocols), quiet) as bar:
-        for size, seed in itertools.product(sizes, seeds):
+    cells = _cells(protocols, sizes, seeds)
+    rank, world = distributed.rank(), distributed.world_size()
+    mine, reference = {}, None
+    with stage("utility", len(cells), quiet) as bar:
+        for i, (protocol, size, seed) in enumerate(cells):
+            keep = (protocol, size, seed) == ref_cell
+            if (0 if keep else i % world) != rank:
+                continue
             real = subset_patients(inputs.real, size, seed)
-            for protocol in protocols:
-                if _uses_real(protocol) or (protocol, seed) not in cache:
-                    keep = (protocol, size, seed) == ref_cell
-                    cache[(protocol, seed)], model = _train_cell(
-                        task, protocol, real, inputs.synthetic, held, settings, seed, device, keep
-                    )
-                    reference = model or reference
-                rows.append(_row(task, protocol, size, seed, real, cache[(protocol, seed)]))
-                value = rows[-1].get(metric, float("nan"))
-                bar.advance(1, f"{protocol} n={size} seed={seed}: {metric} {value:.3f}")
-    return rows, reference
+            mine[(protocol, seed, size)], model = _train_cell(
+                task, protocol, real, inputs.synthetic, held, settings, seed, device, keep
+            )
+            reference = model or reference
+            row = _row(task, protocol, size, seed, real, mine[(protocol, seed, size)])
+            value = row.get(metric, float("nan"))
+            bar.advance(1, f"{protocol} n={size} seed={seed}: {metric} {value:.3f}")
+        results = {k: v for part in distributed.all_gather_objects(mine) for k, v in part.items()}
+        bar.advance(len(cells) - len(mine))
+    if world > 1 and ref_cell in cells:
+        reference = _shared_reference(reference, device)
+    return _rows(inputs, protocols, sizes, seeds, results), reference
+
+
+def _shared_reference(reference: torch.nn.Module | None, device) -> torch.nn.Module:
+    """Rank 0's reference U-Net on every rank (sent as a CPU copy: a pickled CUDA tensor
+    would land on rank 0's GPU); rank 0 keeps its own object."""
+    sent = distributed.broadcast_object(
+        copy.deepcopy(reference).to("cpu") if distributed.is_main() else None
+    )
+    return reference if distributed.is_main() else sent.to(device)
+
+
+def _cells(protocols: list[str], sizes: list, seeds: list[int]) -> list[tuple[str, Any, int]]:
+    """The (protocol, size, seed) trainings of a sweep, in order: ``synthetic-only`` once per
+    seed (at the first size)."""
+    cells, seen = [], set()
+    for size, seed in itertools.product(sizes, seeds):
+        for protocol in protocols:
+            if _uses_real(protocol) or (protocol, seed) not in seen:
+                seen.add((protocol, seed))
+                cells.append((protocol, size, seed))
+    return cells
+
+
+def _rows(inputs: EvalInputs, protocols, sizes, seeds, results: dict) -> list[dict]:
+    """The sweep's rows in (size, seed, protocol) order from the trained cells' results."""
+    rows, first = [], {}
+    for size, seed in itertools.product(sizes, seeds):
+        real = subset_patients(inputs.real, size, seed)
+        for protocol in protocols:
+            key = (protocol, seed, size)
+            if key not in results:  # synthetic-only: the model trained at the first size
+                key = first[(protocol, seed)]
+            first.setdefault((protocol, seed), key)
+            rows.append(_row(inputs.task, protocol, size, seed, real, results[key]))
+    return rows
 
 
 def _summary(rows: list[dict], task: str) -> dict[str, list[dict]]:

@@ -79,11 +79,19 @@ class LatentCodec(nn.Module):
             )
         return tuple(s // self.factor for s in size)
 
-    def loss(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, rng: torch.Generator, shard: tuple[int, int] = (0, 1)
+    ) -> torch.Tensor:
         """L1 reconstruction of ``x`` through a reparameterised latent draw (noise from ``rng``,
-        not the global RNG, so resume is exact) + ``kl_weight`` x KL to N(0, I)."""
+        not the global RNG, so resume is exact) + ``kl_weight`` x KL to N(0, I).
+
+        ``shard = (rank, world_size)``: ``x`` is one rank's slice of a global batch; the noise
+        is drawn for the global batch and the rank keeps its slice (as the diffusion loss)."""
         mu, sigma = self.autoencoder.encode(x)
-        eps = torch.randn(mu.shape, generator=rng).to(mu.device, mu.dtype)
+        rank, world = shard
+        n = mu.shape[0]
+        eps = torch.randn((n * world, *mu.shape[1:]), generator=rng)[rank * n : (rank + 1) * n]
+        eps = eps.to(mu.device, mu.dtype)
         recon = self.autoencoder.decode(mu + sigma * eps)
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-12) - 1)
         kl = kl.flatten(1).sum(1).mean()

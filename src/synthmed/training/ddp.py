@@ -8,6 +8,8 @@ so EMA, sample grids, checkpoints and the selector keep seeing the plain network
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -52,7 +54,8 @@ class DDPSwap:
 
     Args:
         model: the generative model (``generator`` / ``critic`` attributes).
-        names: the attributes to wrap (those the method's optimisers train).
+        names: the attributes to wrap (those the method's optimisers train through their
+            ``forward``), dotted paths allowed (``generator.unet``).
         device: the rank's device (``device_ids`` for CUDA).
 
     The WGAN-GP gradient penalty runs through the DDP critic: ``autograd.grad`` there is
@@ -69,17 +72,44 @@ class DDPSwap:
     ) -> None:
         self.model = model
         ids = [device.index or 0] if device.type == "cuda" else None
-        self.plain = {n: getattr(model, n) for n in names}
+        self.plain = {n: model.get_submodule(n) for n in names}
         self.wrapped = {
             n: _FrozenBypass(DistributedDataParallel(m, device_ids=ids), n in compiled)
             for n, m in self.plain.items()
         }
 
+    def _put(self, name: str, module: nn.Module) -> None:
+        """``module`` at ``name``, a dotted path (``generator.unet``: a latent model's U-Net
+        alone, its autoencoder being trained outside DDP)."""
+        parent, _, leaf = name.rpartition(".")
+        setattr(self.model.get_submodule(parent) if parent else self.model, leaf, module)
+
     def __enter__(self) -> DDPSwap:
         for name, module in self.wrapped.items():
-            setattr(self.model, name, module)
+            self._put(name, module)
         return self
 
     def __exit__(self, *exc) -> None:
         for name, module in self.plain.items():
-            setattr(self.model, name, module)
+            self._put(name, module)
+
+
+def rank_step_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit seed for torch's global generator on ``rank`` at training ``step`` (a hash of
+    the three, so nearby seeds, ranks and steps give unrelated streams)."""
+    key = f"synthmed global rng {seed} {rank} {step}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+def seed_global_rng(seed: int, rank: int, step: int) -> None:
+    """Seed torch's global generator (CPU and CUDA) for one training step of one rank.
+
+    What a step draws from the global generator rather than the run's (dropout: pix2pix's
+    generator, a user model's ``nn.Dropout``) must differ between ranks, or every rank would
+    drop the same units for different rows, and must not depend on how the run got to this
+    step: seeded from (run seed, rank, step) before each step, it is reproducible and exact
+    under resume without checkpointing a state per rank. Such draws are not those of one
+    process with the whole batch (those come from one stream over 2B rows), unlike every draw
+    from the run's generator.
+    """
+    torch.manual_seed(rank_step_seed(seed, rank, step))

@@ -13,6 +13,12 @@ masks, never interpolation, so label values stay exact.
 
 All random numbers come from a caller-owned CPU :class:`torch.Generator` and are then moved to
 the input's device, so runs are reproducible and resumable from a saved generator state.
+
+Under torchrun (``shard = (rank, world_size)``) each per-sample draw is made for the global
+batch of ``world_size`` x N samples from the generator every rank holds in the same state, and
+the rank keeps its own N: the ranks augment their shards differently, their generators stay in
+step, and 2 ranks x N draw bit for bit what one process with 2N draws. The adaptive ``p``'s
+statistic is summed over the ranks, so every rank holds the same ``p``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from synthmed import distributed
 
 POLICIES = ("translation", "cutout", "color")
 
@@ -44,9 +52,33 @@ def parse_policy(policy: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _uniform(n: int, low: float, high: float, rng: torch.Generator) -> torch.Tensor:
-    """``n`` CPU draws from U(low, high) taken from ``rng`` (float64, cast later)."""
-    return low + (high - low) * torch.rand(n, generator=rng, dtype=torch.float64)
+class _Draws:
+    """Per-sample CPU draws for this rank's ``n`` rows of a global batch of ``world`` x ``n``.
+
+    Every draw is made for the global batch and sliced, so all ranks consume the generator
+    alike (it stays in step) and one process (``world = 1``) draws exactly as before.
+    """
+
+    def __init__(self, rng: torch.Generator, shard: tuple[int, int] = (0, 1)) -> None:
+        self.rng = rng
+        self.rank, self.world = shard
+
+    def _mine(self, drawn: torch.Tensor) -> torch.Tensor:
+        n = drawn.shape[0] // self.world
+        return drawn[self.rank * n : (self.rank + 1) * n]
+
+    def rand(self, n: int) -> torch.Tensor:
+        """``n`` draws from U(0, 1), float64."""
+        return self._mine(torch.rand(n * self.world, generator=self.rng, dtype=torch.float64))
+
+    def randint(self, low: int, high: int, n: int) -> torch.Tensor:
+        """``n`` integers in ``[low, high)``."""
+        return self._mine(torch.randint(low, high, (n * self.world,), generator=self.rng))
+
+
+def _uniform(n: int, low: float, high: float, rng: _Draws) -> torch.Tensor:
+    """``n`` CPU draws from U(low, high) (float64, cast later)."""
+    return low + (high - low) * rng.rand(n)
 
 
 def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -55,9 +87,9 @@ def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return values.to(device=x.device, dtype=x.dtype).view(shape)
 
 
-def _apply_mask(n: int, p: float, rng: torch.Generator) -> torch.Tensor:
+def _apply_mask(n: int, p: float, rng: _Draws) -> torch.Tensor:
     """Per-sample Bernoulli(p) on CPU; always drawn so RNG consumption does not depend on p."""
-    return torch.rand(n, generator=rng, dtype=torch.float64) < p
+    return rng.rand(n) < p
 
 
 def _gate(apply: torch.Tensor, augmented: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -66,7 +98,7 @@ def _gate(apply: torch.Tensor, augmented: torch.Tensor, x: torch.Tensor) -> torc
     return torch.where(where, augmented, x)
 
 
-def _translate(x: torch.Tensor, rng: torch.Generator, p: float, ratio: float) -> torch.Tensor:
+def _translate(x: torch.Tensor, rng: _Draws, p: float, ratio: float) -> torch.Tensor:
     """Shift each sample by an integer offset per spatial axis, replicating the edge.
 
     Gathering with clamped indices keeps every output value an input value (labels stay exact)
@@ -78,7 +110,7 @@ def _translate(x: torch.Tensor, rng: torch.Generator, p: float, ratio: float) ->
     for dim in range(2, x.dim()):
         size = x.shape[dim]
         max_shift = round(ratio * size)
-        shift = torch.randint(-max_shift, max_shift + 1, (n,), generator=rng)
+        shift = rng.randint(-max_shift, max_shift + 1, n)
         shift = torch.where(apply, shift, torch.zeros_like(shift)).to(x.device)
         pos_shape = [1] * x.dim()
         pos_shape[dim] = size
@@ -89,7 +121,7 @@ def _translate(x: torch.Tensor, rng: torch.Generator, p: float, ratio: float) ->
     return out
 
 
-def _cutout(x: torch.Tensor, rng: torch.Generator, p: float, ratio: float) -> torch.Tensor:
+def _cutout(x: torch.Tensor, rng: _Draws, p: float, ratio: float) -> torch.Tensor:
     """Zero one axis-aligned box per sample in every channel (multiplicative mask)."""
     n = x.shape[0]
     apply = _apply_mask(n, p, rng).to(x.device)
@@ -97,7 +129,7 @@ def _cutout(x: torch.Tensor, rng: torch.Generator, p: float, ratio: float) -> to
     for dim in range(2, x.dim()):
         size = x.shape[dim]
         side = round(ratio * size)
-        centre = torch.randint(0, size, (n,), generator=rng).to(x.device)
+        centre = rng.randint(0, size, n).to(x.device)
         low = (centre - side // 2).view([n] + [1] * (x.dim() - 1))
         pos_shape = [1] * x.dim()
         pos_shape[dim] = size
@@ -106,14 +138,14 @@ def _cutout(x: torch.Tensor, rng: torch.Generator, p: float, ratio: float) -> to
     return x * (~inside).to(x.dtype)
 
 
-def _brightness(img: torch.Tensor, rng: torch.Generator, p: float) -> torch.Tensor:
+def _brightness(img: torch.Tensor, rng: _Draws, p: float) -> torch.Tensor:
     """Add U(-0.5, 0.5) per sample."""
     apply = _apply_mask(img.shape[0], p, rng)
     offset = _uniform(img.shape[0], -0.5, 0.5, rng)
     return _gate(apply, img + _per_sample(offset, img), img)
 
 
-def _saturation(img: torch.Tensor, rng: torch.Generator, p: float) -> torch.Tensor:
+def _saturation(img: torch.Tensor, rng: _Draws, p: float) -> torch.Tensor:
     """Scale the deviation from the per-pixel channel mean by U(0, 2); needs >1 channel."""
     if img.shape[1] < 2:
         return img
@@ -123,7 +155,7 @@ def _saturation(img: torch.Tensor, rng: torch.Generator, p: float) -> torch.Tens
     return _gate(apply, (img - mean) * _per_sample(factor, img) + mean, img)
 
 
-def _contrast(img: torch.Tensor, rng: torch.Generator, p: float) -> torch.Tensor:
+def _contrast(img: torch.Tensor, rng: _Draws, p: float) -> torch.Tensor:
     """Scale the deviation from the per-sample mean by U(0.5, 1.5)."""
     apply = _apply_mask(img.shape[0], p, rng)
     factor = _uniform(img.shape[0], 0.5, 1.5, rng)
@@ -131,7 +163,7 @@ def _contrast(img: torch.Tensor, rng: torch.Generator, p: float) -> torch.Tensor
     return _gate(apply, (img - mean) * _per_sample(factor, img) + mean, img)
 
 
-def _color(x: torch.Tensor, rng: torch.Generator, p: float, color_channels: int) -> torch.Tensor:
+def _color(x: torch.Tensor, rng: _Draws, p: float, color_channels: int) -> torch.Tensor:
     """Brightness, saturation, contrast on the image channels only; labels pass through.
 
     Each of the three sub-transforms is gated by its own per-sample Bernoulli(p), as in ADA.
@@ -181,17 +213,24 @@ def diff_augment(
     p: float = 1.0,
     translation_ratio: float = 0.125,
     cutout_ratio: float = 0.5,
+    shard: tuple[int, int] = (0, 1),
 ) -> torch.Tensor:
     """Apply the ``policy`` ops in order to a critic batch, differentiably w.r.t. ``x``.
 
     Call once for the real and once for the fake batch (fresh draws each call). ``p`` is the
     per-sample probability of each op (1 = always, DiffAugment; <1 = ADA); ``p = 0`` returns
     ``x`` exactly. ``color_channels`` limits colour ops to ``x[:, :color_channels]``.
+    ``shard = (rank, world_size)``: ``x`` is this rank's slice of a global batch of
+    ``world_size`` x ``len(x)``; the parameters are drawn for the global batch and sliced.
     """
     names = parse_policy(policy)
     cc = _check_args(x, rng, color_channels, p, translation_ratio, cutout_ratio)
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world, got {shard}")
     if not names:
         return x
+    rng = _Draws(rng, shard)
     ops: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "translation": lambda t: _translate(t, rng, p, translation_ratio),
         "cutout": lambda t: _cutout(t, rng, p, cutout_ratio),
@@ -237,31 +276,42 @@ class AdaptiveAugmentProbability:
         self._reset_accumulators()
 
     def _reset_accumulators(self) -> None:
-        # A tensor sum (possibly on the GPU) avoids a host sync on every critic step.
+        # Tensor sums (possibly on the GPU) avoid a host sync on every critic step.
         self._sign_sum: torch.Tensor = torch.zeros((), dtype=torch.float64)
-        self._images = 0
+        self._images: torch.Tensor = torch.zeros((), dtype=torch.float64)
         self._calls = 0
 
     def update(self, real_scores: torch.Tensor) -> None:
-        """Accumulate ``sign(D(real))`` of one critic batch; adjust ``p`` every ``interval``."""
+        """Accumulate ``sign(D(real))`` of one critic batch; adjust ``p`` every ``interval``.
+
+        Under torchrun the batch's sign sum and size are summed over the ranks first (one
+        small all-reduce per critic step), so every rank accumulates the global batch's
+        statistic, computes the same ``p``, and rank 0's checkpoint holds the global state.
+        """
         scores = real_scores.detach()
         if scores.dim() == 0:
             raise ValueError("real_scores must have a batch dimension, got a scalar")
         if scores.dim() > 1:
             scores = scores.flatten(1).mean(dim=1)
-        # Out-of-place add: a CPU 0-dim accumulator combines with a CUDA batch sum.
-        self._sign_sum = self._sign_sum + scores.sign().sum(dtype=torch.float64)
-        self._images += scores.shape[0]
+        sign_sum = scores.sign().sum(dtype=torch.float64)
+        # a fill on the scores' device, not a host-to-device copy (no sync on CUDA)
+        count = torch.full((), float(scores.shape[0]), dtype=torch.float64, device=scores.device)
+        if distributed.world_size() > 1:
+            sign_sum, count = distributed.sum_over_ranks(torch.stack([sign_sum, count])).unbind()
+        # Out-of-place adds: CPU 0-dim accumulators combine with CUDA batch sums.
+        self._sign_sum = self._sign_sum + sign_sum
+        self._images = self._images + count
         self._calls += 1
         if self._calls >= self.interval:
             self._adjust()
 
     def _adjust(self) -> None:
         """Step ``p`` towards keeping ``r_t`` at the target, then start a new interval."""
-        if self._images > 0:
-            r_t = self._sign_sum.item() / self._images
+        images = self._images.item()
+        if images > 0:
+            r_t = self._sign_sum.item() / images
             direction = (r_t > self.target) - (r_t < self.target)
-            step = direction * self._images / self.speed_images
+            step = direction * images / self.speed_images
             self.p = min(max(self.p + step, 0.0), self.max_p)
         self._reset_accumulators()
 
@@ -270,7 +320,7 @@ class AdaptiveAugmentProbability:
         return {
             "p": float(self.p),
             "sign_sum": float(self._sign_sum.item()),
-            "images": int(self._images),
+            "images": int(self._images.item()),
             "calls": int(self._calls),
         }
 
@@ -284,13 +334,14 @@ class AdaptiveAugmentProbability:
             raise ValueError(f"ADA state p={p} outside [0, max_p={self.max_p}]")
         self.p = p
         self._sign_sum = torch.tensor(float(state["sign_sum"]), dtype=torch.float64)
-        self._images = int(state["images"])
+        self._images = torch.tensor(float(int(state["images"])), dtype=torch.float64)
         self._calls = int(state["calls"])
 
 
 class CriticAugment:
     """What a training method calls on every critic input: the configured policy with the
     run's generator (exact resume), the fixed or adaptive ``p``, and the overfitting signal.
+    ``shard``: this rank's place in a torchrun job (its slice of every global-batch draw).
 
     A disabled augmenter (empty policy) returns its input unchanged and draws nothing, so runs
     without augmentation keep their random stream and results.
@@ -302,11 +353,13 @@ class CriticAugment:
         rng: torch.Generator,
         p: float = 1.0,
         adaptive: AdaptiveAugmentProbability | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.policy = parse_policy(policy)
         self.rng = rng
         self.fixed_p = p
         self.adaptive = adaptive
+        self.shard = shard  # (rank, world_size): each rank draws for its slice of the batch
 
     @property
     def enabled(self) -> bool:
@@ -319,7 +372,9 @@ class CriticAugment:
     def __call__(self, x: torch.Tensor, color_channels: int | None = None) -> torch.Tensor:
         if not self.policy:
             return x
-        return diff_augment(x, self.policy, self.rng, color_channels=color_channels, p=self.p)
+        return diff_augment(
+            x, self.policy, self.rng, color_channels=color_channels, p=self.p, shard=self.shard
+        )
 
     def same(self, xs: Sequence[torch.Tensor], color_channels: int | None) -> list[torch.Tensor]:
         """One draw applied to several batches (feature matching compares real and fake

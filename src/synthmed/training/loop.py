@@ -30,7 +30,7 @@ from synthmed.models.build import build_model, model_kwargs
 from synthmed.progress import stage
 from synthmed.report.figures import pair_grid, save_png
 from synthmed.training.budget import StepBudget, lr_factor
-from synthmed.training.ddp import DDPSwap
+from synthmed.training.ddp import DDPSwap, seed_global_rng
 from synthmed.training.diffaugment import AdaptiveAugmentProbability, CriticAugment
 from synthmed.training.ema import GeneratorEMA
 from synthmed.training.fast_path import (
@@ -196,8 +196,11 @@ def _sample_grid(ctx: StepContext, data: GanData, inputs: _GridInputs, path: Pat
         tb.log_image("samples", step, rgb)
 
 
-def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | None:
-    """The run's DiffAugment (None when ``train.diffaugment.policy`` is empty)."""
+def make_augment(
+    tcfg: TrainConfig, rng: torch.Generator, shard: tuple[int, int] = (0, 1)
+) -> CriticAugment | None:
+    """The run's DiffAugment (None when ``train.diffaugment.policy`` is empty); ``shard`` =
+    (rank, world_size): each rank augments its slice of the global batch."""
     da = tcfg.diffaugment
     if not da.policy:
         return None
@@ -210,7 +213,7 @@ def make_augment(tcfg: TrainConfig, rng: torch.Generator) -> CriticAugment | Non
         )
     if da.adaptive:  # ADA starts without augmentation and may raise p up to train.diffaugment.p
         adaptive = AdaptiveAugmentProbability(target=da.target, initial=0.0, max_p=da.p)
-    return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive)
+    return CriticAugment(da.policy, rng, p=da.p, adaptive=adaptive, shard=shard)
 
 
 def make_selector(cfg: RunConfig, data: GanData, run_dir: Path, model, device, start: int):
@@ -282,7 +285,7 @@ def train_gan(
         autocast_context(device, fast),
         classes=None if data.classes is None else data.classes.to(device),
         image_channels=data.image_channels,
-        augment=make_augment(tcfg, rng),
+        augment=make_augment(tcfg, rng, (rank, world)),
         optimizers=optimizers,
         rank=rank,
         world_size=world,
@@ -296,7 +299,7 @@ def train_gan(
         start, spent = _restore(ctx, state, ema), float(state.get("budget_spent_s", 0.0))
         log.info("resumed %s at step %d", run_dir, start)
     budget = StepBudget(parse_budget(tcfg.budget), spent) if tcfg.budget else None
-    swap = _step_swap(model, ctx, device, world, tcfg.batch_size, fast)
+    swap = _step_swap(model, ctx, device, world, tcfg.batch_size, fast, method.ddp_modules)
     log.info("fast path on %s: %s", device, fast.describe())
     grid_inputs = _GridInputs.make(model, data, tcfg.seed + 1)
     # rank 0 alone writes: log, TensorBoard, grids, checkpoints, selection, summary
@@ -314,6 +317,8 @@ def train_gan(
                 if budget is not None:
                     total = _agreed_total(budget.estimate_total(step) or total, device)
                 _set_lr(ctx, tcfg, method.lr_of, lr_factor(tcfg.lr_schedule, step, total))
+                if world > 1:  # dropout differs per rank, reproducibly (one process: as before)
+                    seed_global_rng(tcfg.seed, rank, step)
                 with swap:
                     out = method(ctx)
                 if ema is not None:
@@ -424,16 +429,20 @@ def _training_tensor(pairs: torch.Tensor, device, fast: FastPath) -> torch.Tenso
 
 
 def _step_swap(
-    model, ctx: StepContext, device, world: int, batch: int, fast: FastPath
+    model, ctx: StepContext, device, world: int, batch: int, fast: FastPath, ddp_modules=None
 ) -> DDPSwap | CompileSwap | _NoSwap:
     """What the method's networks are during a step: their DDP versions (world size > 1;
-    built after any resume so every rank starts from the checkpoint's weights) and/or their
-    compiled versions (fast path; a DP-SGD critic stays eager: Opacus hooks its modules)."""
+    built after any resume so every rank starts from the checkpoint's weights; the method's
+    ``ddp_modules`` when it names them) and/or their compiled versions (fast path; a DP-SGD
+    critic stays eager: Opacus hooks its modules)."""
     names = ["generator"] + (["critic"] if "d" in ctx.optimizers else [])
     compiled = tuple(n for n in names if fast.compile and not (n == "critic" and ctx.private))
     if world == 1:
         return CompileSwap(model, list(compiled)) if compiled else _NoSwap()
     log.info("global batch %d = %d per rank x %d ranks", batch * world, batch, world)
+    if ddp_modules is not None:
+        names = ddp_modules(model)
+        compiled = tuple(n for n in names if fast.compile)
     return DDPSwap(model, names, device, compiled)
 
 

@@ -65,6 +65,9 @@ class Method:
     optimizers: Callable[..., Optimizers] = adversarial_optimizers
     lr_of: dict[str, str] = field(default_factory=lambda: {"g": "lr_g", "d": "lr_d"})
     critic_steps: Callable[[TrainConfig], int] | None = None
+    # under torchrun, the modules put in DDP for a step (dotted paths into the model); None:
+    # the generator, and the critic when a ``d`` optimiser trains it
+    ddp_modules: Callable[[torch.nn.Module], list[str]] | None = None
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         return self.step(ctx)
@@ -80,6 +83,7 @@ def method(
     optimizers: Callable[..., Optimizers] = adversarial_optimizers,
     lr_of=None,
     critic_steps: Callable[[TrainConfig], int] | None = n_critic_steps,
+    ddp_modules: Callable[[torch.nn.Module], list[str]] | None = None,
 ):
     """Register a step function as method ``name`` (decorator; returns the function).
 
@@ -89,7 +93,9 @@ def method(
     def decorator(step):
         kwargs = {} if lr_of is None else {"lr_of": dict(lr_of)}
         steps = critic_steps if optimizers is adversarial_optimizers else None
-        METHODS.register(name)(Method(name, step, optimizers, critic_steps=steps, **kwargs))
+        METHODS.register(name)(
+            Method(name, step, optimizers, critic_steps=steps, ddp_modules=ddp_modules, **kwargs)
+        )
         return step
 
     return decorator

@@ -11,6 +11,13 @@ Latent diffusion (``model.options.latent``) trains in two phases of the same run
 diffuses, the last of them fits the latent scale; then the autoencoder is frozen (so the EMA
 copies it instead of averaging it) and the U-Net trains on its latents. The phase is the
 codec's ``steps_done`` buffer, saved in every checkpoint, so resume continues either phase.
+
+Under torchrun the U-Net runs in DDP (:func:`diffusion_ddp_modules`); the autoencoder's loss
+calls its encoder and decoder rather than a ``forward``, which DDP cannot hook, so its
+gradients are averaged over the ranks explicitly after each backward. Its noise is drawn for
+the global batch and sliced, and the latent scale is rank 0's (every rank fits it on the same
+rows with the same weights; the broadcast makes agreement certain), so N ranks x B train what
+one process with N x B trains.
 """
 
 from __future__ import annotations
@@ -39,12 +46,17 @@ def diffusion_optimizers(model, cfg, device: torch.device) -> Optimizers:
     codec = getattr(model, "codec", None)
     if codec is None:
         return {"g": adam(model.generator.parameters(), cfg.lr_g, cfg, device)}
-    if distributed.world_size() > 1:
-        raise ValueError("latent diffusion does not run under torchrun yet (use one process)")
     return {
         "g": adam(model.generator.unet.parameters(), cfg.lr_g, cfg, device),
         "ae": adam(codec.parameters(), cfg.lr_g, cfg, device),
     }
+
+
+def diffusion_ddp_modules(model) -> list[str]:
+    """What DDP wraps under torchrun: the denoiser, or for a latent model its U-Net alone (the
+    autoencoder trains outside DDP, and a DDP module whose parameters get no gradient in a
+    step, as the frozen codec's in the U-Net phase, fails the next step)."""
+    return ["generator"] if getattr(model, "codec", None) is None else ["generator.unet"]
 
 
 def dropped_classes(ctx: StepContext, idx: torch.Tensor) -> torch.Tensor | None:
@@ -68,14 +80,17 @@ def autoencoder_step(ctx: StepContext, codec) -> torch.Tensor:
     codec.requires_grad_(True)
     rows = model_rows(ctx, ctx.data[real_batch_indices(ctx)])
     x, _ = ctx.model.diffused(rows)
-    loss = codec.loss(x, ctx.rng)
+    loss = codec.loss(x, ctx.rng, shard=(ctx.rank, ctx.world_size))
     opt = ctx.optimizers["ae"]
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(codec.parameters())  # no DDP here: see the module's doc
     opt.step()
     codec.steps_done += 1
     if codec.trained:
         codec.fit_scale(ctx.model.diffused(model_rows(ctx, ctx.data[:SCALE_ROWS]))[0])
+        (scale,) = distributed.broadcast_values([float(codec.scale)], ctx.device)
+        codec.scale.fill_(scale)
         codec.requires_grad_(False)
     return loss.detach()
 
@@ -97,7 +112,12 @@ def cached_latents(ctx: StepContext, idx: torch.Tensor):
     return x[idx], None if cond is None else cond[idx]
 
 
-@method("diffusion", optimizers=diffusion_optimizers, lr_of={"g": "lr_g", "ae": "lr_g"})
+@method(
+    "diffusion",
+    optimizers=diffusion_optimizers,
+    lr_of={"g": "lr_g", "ae": "lr_g"},
+    ddp_modules=diffusion_ddp_modules,
+)
 def diffusion_step(ctx: StepContext) -> dict[str, torch.Tensor]:
     """One denoising step on a random real batch (returns the detached ``loss``; latent
     models: ``recon`` too, the autoencoder's loss in its phase, NaN after)."""

@@ -4,7 +4,9 @@ Each step draws a real batch of (image, label map) pairs, turns the label channe
 one-hot condition (background first), generates the fake image once, updates the critic on
 the detached fake and then the generator through the critic (frozen; PERFORMANCE.md).
 Index draws and z come from ``ctx.rng``; generator dropout uses the global torch RNG, which the
-loop seeds and checkpoints, so resume stays exact.
+loop seeds and checkpoints, so resume stays exact. Under torchrun the loop seeds it before each
+step from (run seed, rank, step) (``training/ddp.py``, ``seed_global_rng``): each rank drops
+its own units, reproducibly and exactly under resume.
 
 Options (``train.options``):
     pix2pix: ``l1_weight`` (100, Isola 2017), ``gan_mode`` (``vanilla`` BCE | ``lsgan``).
