@@ -169,15 +169,15 @@ def test_compiled_run_trains_and_writes_plain_checkpoints(tmp_path: Path):
 def test_compile_swaps_the_trained_networks_but_never_a_private_critic():
     from types import SimpleNamespace
 
-    from synthmed.training.loop import _NoSwap, _step_swap
+    from synthmed.training.loop import _step_swap
 
     model = nn.Module()
     model.generator, model.critic = nn.Linear(2, 2), nn.Linear(2, 1)
     ctx = SimpleNamespace(optimizers={"g": None, "d": None}, private=None)
     on = FastPath(compile=True)
-    assert list(_step_swap(model, ctx, "cpu", 1, 4, on).fast) == ["generator", "critic"]
+    assert list(_step_swap(model, ctx, "cpu", 1, 4, on).replacements) == ["generator", "critic"]
     ctx.private = object()  # DP-SGD: Opacus hooks the critic's modules
-    assert list(_step_swap(model, ctx, "cpu", 1, 4, on).fast) == ["generator"]
-    assert isinstance(_step_swap(model, ctx, "cpu", 1, 4, FastPath()), _NoSwap)
+    assert list(_step_swap(model, ctx, "cpu", 1, 4, on).replacements) == ["generator"]
+    assert _step_swap(model, ctx, "cpu", 1, 4, FastPath()).replacements == {}  # no swap
     diffusion = SimpleNamespace(optimizers={"g": None}, private=None)
-    assert list(_step_swap(model, diffusion, "cpu", 1, 4, on).fast) == ["generator"]
+    assert list(_step_swap(model, diffusion, "cpu", 1, 4, on).replacements) == ["generator"]

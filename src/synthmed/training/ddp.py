@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from synthmed.training.module_swap import ModuleSwap
+
 
 class _FrozenBypass(nn.Module):
     """A DDP network that is called through its plain module while its parameters are frozen.
@@ -49,7 +51,7 @@ class _FrozenBypass(nn.Module):
             return getattr(self.ddp.module, name)
 
 
-class DDPSwap:
+class DDPSwap(ModuleSwap):
     """``with swap:`` the model's trained networks are their DDP versions.
 
     Args:
@@ -70,28 +72,14 @@ class DDPSwap:
     def __init__(
         self, model: nn.Module, names: list[str], device, compiled: tuple[str, ...] = ()
     ) -> None:
-        self.model = model
         ids = [device.index or 0] if device.type == "cuda" else None
-        self.plain = {n: model.get_submodule(n) for n in names}
-        self.wrapped = {
-            n: _FrozenBypass(DistributedDataParallel(m, device_ids=ids), n in compiled)
-            for n, m in self.plain.items()
+        wrapped = {
+            n: _FrozenBypass(
+                DistributedDataParallel(model.get_submodule(n), device_ids=ids), n in compiled
+            )
+            for n in names
         }
-
-    def _put(self, name: str, module: nn.Module) -> None:
-        """``module`` at ``name``, a dotted path (``generator.unet``: a latent model's U-Net
-        alone, its autoencoder being trained outside DDP)."""
-        parent, _, leaf = name.rpartition(".")
-        setattr(self.model.get_submodule(parent) if parent else self.model, leaf, module)
-
-    def __enter__(self) -> DDPSwap:
-        for name, module in self.wrapped.items():
-            self._put(name, module)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for name, module in self.plain.items():
-            self._put(name, module)
+        super().__init__(model, wrapped)
 
 
 def rank_step_seed(seed: int, rank: int, step: int) -> int:

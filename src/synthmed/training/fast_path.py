@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from synthmed.config.schema import FastPathConfig
+from synthmed.training.module_swap import ModuleSwap
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +99,9 @@ def compiled(module: nn.Module) -> nn.Module:
     return torch.compile(module)
 
 
-class CompileSwap:
+class CompileSwap(ModuleSwap):
     """``with swap:`` the model's trained networks are their compiled versions (one process;
     under DDP, :class:`synthmed.training.ddp.DDPSwap` compiles the DDP wrappers instead)."""
 
     def __init__(self, model: nn.Module, names: list[str]) -> None:
-        self.model = model
-        self.plain = {n: getattr(model, n) for n in names}
-        self.fast = {n: compiled(m) for n, m in self.plain.items()}
-
-    def __enter__(self) -> CompileSwap:
-        for name, module in self.fast.items():
-            setattr(self.model, name, module)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for name, module in self.plain.items():
-            setattr(self.model, name, module)
+        super().__init__(model, {n: compiled(model.get_submodule(n)) for n in names})

@@ -42,6 +42,7 @@ from synthmed.training.fast_path import (
     to_channels_last,
 )
 from synthmed.training.methods import METHODS, StepContext
+from synthmed.training.module_swap import ModuleSwap
 from synthmed.training.tensorboard import TensorBoardLogger
 
 log = logging.getLogger(__name__)
@@ -430,7 +431,7 @@ def _training_tensor(pairs: torch.Tensor, device, fast: FastPath) -> torch.Tenso
 
 def _step_swap(
     model, ctx: StepContext, device, world: int, batch: int, fast: FastPath, ddp_modules=None
-) -> DDPSwap | CompileSwap | _NoSwap:
+) -> ModuleSwap:
     """What the method's networks are during a step: their DDP versions (world size > 1;
     built after any resume so every rank starts from the checkpoint's weights; the method's
     ``ddp_modules`` when it names them) and/or their compiled versions (fast path; a DP-SGD
@@ -438,20 +439,12 @@ def _step_swap(
     names = ["generator"] + (["critic"] if "d" in ctx.optimizers else [])
     compiled = tuple(n for n in names if fast.compile and not (n == "critic" and ctx.private))
     if world == 1:
-        return CompileSwap(model, list(compiled)) if compiled else _NoSwap()
+        return CompileSwap(model, list(compiled)) if compiled else ModuleSwap(model, {})
     log.info("global batch %d = %d per rank x %d ranks", batch * world, batch, world)
     if ddp_modules is not None:
         names = ddp_modules(model)
         compiled = tuple(n for n in names if fast.compile)
     return DDPSwap(model, names, device, compiled)
-
-
-class _NoSwap:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
 
 
 def _agreed_total(total: int | None, device) -> int | None:
