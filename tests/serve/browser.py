@@ -55,10 +55,21 @@ def click_and_wait(driver, element, timeout: float = 60.0) -> None:
     """Click an element that navigates (a link, a form's submit button) and wait until the old
     page is gone and the new one has loaded: a bare click returns before the navigation, and on
     a loaded machine the next find_element would search the page being unloaded."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def gone(_driver) -> bool:
+        # chromedriver may answer "Node with given id does not belong to the document" instead
+        # of a stale-element error while the old page is being torn down: that is gone too
+        try:
+            return expected_conditions.staleness_of(element)(_driver)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
     element.click()
     wait = WebDriverWait(driver, timeout)
-    wait.until(expected_conditions.staleness_of(element))
+    wait.until(gone)
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
