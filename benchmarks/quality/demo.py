@@ -109,6 +109,10 @@ def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str
     return row
 
 
+# what each part of an extended row keeps of the run that made it
+PART_KEYS = ("command", "code_commit", "date", "machine")
+
+
 def earlier_seeds(
     task: str, variant: str, overrides: list[str], seeds: list[int]
 ) -> tuple[list[dict], list[dict]]:
@@ -125,9 +129,7 @@ def earlier_seeds(
             f"--extend: the row '{variant}' ran with --set {row.get('overrides')}, not {overrides}"
         )
     keep = [r for r in row["per_seed"] if r["seed"] not in seeds]
-    parts = row.get("parts") or [
-        {k: row[k] for k in ("command", "code_commit", "date", "machine")} | {"seeds": row["seeds"]}
-    ]
+    parts = row.get("parts") or [{k: row[k] for k in PART_KEYS} | {"seeds": row["seeds"]}]
     if row.get("note"):
         parts[-1].setdefault("note", row["note"])
     return keep, parts
@@ -176,7 +178,7 @@ def main() -> None:
         done = [r["seed"] for r in per_seed]
         row.update(seeds=done, per_seed=per_seed, summary=aggregate(per_seed))
         if parts:  # an extended row: what ran when, by which command and code
-            this = {k: row[k] for k in ("command", "code_commit", "date", "machine")}
+            this = {k: row[k] for k in PART_KEYS}
             row["parts"] = [*parts, {**this, "seeds": list(args.seeds)}]
             row["code_commit"] = " + ".join(dict.fromkeys(p["code_commit"] for p in row["parts"]))
             row["command"] = " ; then ".join(p["command"] for p in row["parts"])

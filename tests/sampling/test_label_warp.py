@@ -44,7 +44,7 @@ def test_each_seed_has_its_own_warp_and_the_same_seed_the_same():
 def test_3d_maps_draw_three_angles():
     volume = np.zeros((8, 10, 12), np.uint8)
     volume[2:6, 3:7, 4:9] = 1
-    warp = draw_warp(5, 3, rotate=10, scale=0.05, translate=0.05, shape=volume.shape)
+    warp = draw_warp(5, rotate=10, scale=0.05, translate=0.05, shape=volume.shape)
     assert len(warp["rotate_deg"]) == 3 and len(warp["translate_px"]) == 3
     assert apply_warp(volume, warp).shape == volume.shape
     assert all(abs(a) <= 10 for a in warp["rotate_deg"]) and 0.95 <= warp["scale"] <= 1.05

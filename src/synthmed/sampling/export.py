@@ -256,8 +256,8 @@ def export_synthetic(
         "n": n, "seed": seed, "formats": list(formats), "threshold": threshold,
         "batch_size": batch_size, "label_source": label_source, "edit_lesions": edit_lesions,
         "lesion_value": lesion_value, "lesion_sizes": lesion_sizes,
-        "lesion_centres": lesion_centres, "label_warp": label_warp, "weights": weights, "checkpoint": checkpoint,
-        "steps": steps, "guidance_scale": guidance_scale,
+        "lesion_centres": lesion_centres, "label_warp": label_warp, "weights": weights,
+        "checkpoint": checkpoint, "steps": steps, "guidance_scale": guidance_scale,
     }  # fmt: skip
     per_class = class_checkpoints(run_dir)
     if per_class:

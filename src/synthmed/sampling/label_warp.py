@@ -15,7 +15,6 @@ the same seed gives the same warp whatever the batch.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -27,14 +26,12 @@ from monai.transforms import Affine
 WARP_SALT = 0x5EED_3A9
 
 
-def draw_warp(
-    seed: int, spatial_dims: int, rotate: float, scale: float, translate: float, shape
-) -> dict:
+def draw_warp(seed: int, rotate: float, scale: float, translate: float, shape) -> dict:
     """One sample's warp: rotation angles (degrees, one in 2D, three in 3D) in
     ``[-rotate, rotate]``, an isotropic scale in ``[1 - scale, 1 + scale]``, and a shift in
     pixels of up to ``translate`` x the size along each axis."""
     rng = np.random.default_rng([WARP_SALT, seed])
-    n_angles = 1 if spatial_dims == 2 else 3
+    n_angles = 1 if len(shape) == 2 else 3
     return {
         "rotate_deg": [round(float(a), 4) for a in rng.uniform(-rotate, rotate, n_angles)],
         "scale": round(float(rng.uniform(1 - scale, 1 + scale)), 4),
@@ -61,12 +58,12 @@ def apply_warp(label: np.ndarray, warp: dict) -> np.ndarray:
 
 def warp_label_maps(
     labels: np.ndarray, seeds: list[int], rotate: float, scale: float, translate: float
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray, list[dict]]:
     """Each map ``labels[i]`` warped with sample ``seeds[i]``'s draw; returns the maps and
-    each warp as JSON for the manifest's ``label_warp`` column."""
+    each warp (the manifest's ``label_warp`` column)."""
     out, records = [], []
     for label, seed in zip(labels, seeds, strict=True):
-        warp = draw_warp(seed, label.ndim, rotate, scale, translate, label.shape)
+        warp = draw_warp(seed, rotate, scale, translate, label.shape)
         out.append(apply_warp(label, warp))
-        records.append(json.dumps(warp))
+        records.append(warp)
     return np.stack(out), records
