@@ -28,6 +28,11 @@ def reproduce(
     results: Path = typer.Option(
         None, help="Also copy results.json/results.md here (e.g. benchmarks/reproduction/NAME)."
     ),
+    merge: bool = typer.Option(
+        False,
+        help="Add the --arm(s) run now to the results already in --results (their other arms "
+        "and real-only baselines are kept, not re-run) instead of replacing them.",
+    ),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -43,6 +48,7 @@ def reproduce(
         raise InputError("give an experiment NAME (see `synthmed reproduce --list`)")
     folder = out or Path("runs") / "reproduce" / (Path(name).stem + ("-quick" if quick else ""))
     command = shlex.join(["synthmed", *sys.argv[1:]])
+    base = _merge_base(results) if merge else None
     result = run_experiment(
         name,
         folder,
@@ -56,6 +62,8 @@ def reproduce(
         quiet=quiet,
         reuse=reuse,
         command=command,
+        merge_with=base,
+        merge_source=str(results / "results.json") if merge else "",
     )
     if results is not None:
         from synthmed.atomic import write_text
@@ -67,6 +75,23 @@ def reproduce(
             f"{claim['id']}: {claim['verdict']} (difference {claim['mean_diff']:.3f}, {claim['n_pairs']} pairs)"
         )
     typer.echo(f"results: {folder / 'results.json'} ({result['wall_time_s']:.0f} s)")
+
+
+def _merge_base(results: Path | None) -> dict:
+    """The committed results that ``--merge`` adds to, or a clear refusal."""
+    import json
+
+    from synthmed.errors import InputError
+
+    if results is None:
+        raise InputError("--merge adds to the results in --results DIR; give --results")
+    path = results / "results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("--merge: no results.json to add to", path) from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"--merge: not valid JSON ({error})", path) from None
 
 
 def register(app: typer.Typer) -> None:

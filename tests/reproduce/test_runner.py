@@ -154,3 +154,61 @@ def test_stored_evaluation_without_newer_settings_counts_with_their_defaults(tmp
     assert not runner._covers(metrics, changed)
     metrics.write_text(json.dumps({"evaluation": {**older, "unknown_setting": 1}}))
     assert not runner._covers(metrics, wanted)
+
+
+def test_merge_adds_an_arm_to_committed_results_without_rerunning_baselines(tmp_path):
+    """--merge: the committed rows of the other arms and the real-only baselines are kept
+    (their run folders may be gone); the new arm evaluates only its synthetic protocols."""
+    cli = CliRunner()
+    committed = tmp_path / "bench"
+    args = ["reproduce", "kossen2021-drive", "--quick", "--seeds", "2", "-q"]
+    first = cli.invoke(
+        app,
+        [*args, "--arm", "wgan-gp-sn", "--out", str(tmp_path / "a"), "--results", str(committed)],
+    )
+    assert first.exit_code == 0, first.output
+    before = json.loads((committed / "results.json").read_text())
+    shutil.rmtree(tmp_path / "a")  # the earlier arm's run folder is gone
+    added = cli.invoke(
+        app,
+        [
+            *args,
+            "--arm",
+            "dcgan",
+            "--out",
+            str(tmp_path / "b"),
+            "--results",
+            str(committed),
+            "--merge",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    merged = json.loads((committed / "results.json").read_text())
+    dcgan_metrics = json.loads((tmp_path / "b" / "fold0" / "dcgan" / "metrics.json").read_text())
+    assert "real" not in dcgan_metrics["evaluation"]["utility"]["protocols"]
+    real = [r for r in merged["rows"] if r["arm"] == REAL_ARM]
+    assert real == [r for r in before["rows"] if r["arm"] == REAL_ARM] and real
+    assert {r["arm"] for r in merged["rows"]} == {REAL_ARM, "wgan-gp-sn", "dcgan"}
+    assert [r["arm"] for r in merged["runs"]] == ["wgan-gp-sn", "dcgan"]
+    assert len(merged["synthetic_sets"]) == 2
+    assert [p["arms"] for p in merged["parts"]] == [["wgan-gp-sn"], ["dcgan"]]
+    assert merged["claims"][0]["n_pairs"] == 2  # the WGAN-GP-SN claim still pairs
+    assert "Commands (the results merge these runs)" in (committed / "results.md").read_text()
+    # rows of other settings are not paired with these
+    refused = cli.invoke(
+        app,
+        [
+            *[a if a != "2" else "3" for a in args],
+            "--arm",
+            "dcgan",
+            "--out",
+            str(tmp_path / "c"),
+            "--results",
+            str(committed),
+            "--merge",
+        ],
+    )
+    assert isinstance(refused.exception, InputError) and "seeds" in str(refused.exception)
+    assert json.loads((committed / "results.json").read_text()) == merged
+    missing = cli.invoke(app, [*args, "--arm", "dcgan", "--out", str(tmp_path / "d"), "--merge"])
+    assert isinstance(missing.exception, InputError) and "--results" in str(missing.exception)

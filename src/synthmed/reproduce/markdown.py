@@ -125,6 +125,18 @@ def _runs(results: dict) -> list[str]:
     return lines
 
 
+def _commands(results: dict) -> list[str]:
+    """The command, or for merged results every part's command with its arms and date."""
+    parts = results.get("parts")
+    if not parts:
+        return [f"Command: `{results['command']}`"]
+    return ["Commands (the results merge these runs):", ""] + [
+        f"- `{p['command']}` ({p['date']}; arms {', '.join(p['arms'])}; folds {p['folds']}; "
+        f"{fmt(p.get('wall_time_s'), 0)} s)"
+        for p in parts
+    ]
+
+
 def results_markdown(results: dict) -> str:
     """One experiment's section: claims, utility cells, synthetic-set figures, runs."""
     lines = [
@@ -135,7 +147,7 @@ def results_markdown(results: dict) -> str:
         "seeds per cell; "
         f"{results['date']}, {results['machine']}, synthmed {results['synthmed']}, "
         f"wall time {fmt(results.get('wall_time_s'), 0)} s.",
-        f"Command: `{results['command']}`",
+        *_commands(results),
         "",
         "### Claims",
         "",

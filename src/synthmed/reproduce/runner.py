@@ -23,6 +23,12 @@ from synthmed.errors import InputError
 from synthmed.evaluation.run import evaluation_settings, with_evaluate_overrides
 from synthmed.machine import describe_machine
 from synthmed.reproduce.markdown import results_markdown
+from synthmed.reproduce.merging import (
+    check_mergeable,
+    has_baselines,
+    merged_entries,
+    merged_parts,
+)
 from synthmed.reproduce.spec import ArmSpec, ExperimentSpec, read_experiment, split_file
 from synthmed.reproduce.summary import (
     baseline_tests,
@@ -212,6 +218,8 @@ def run_experiment(
     quiet: bool = False,
     reuse: bool = False,
     command: str = "",
+    merge_with: dict | None = None,
+    merge_source: str = "",
 ) -> dict:
     """Run one experiment; writes ``out/results.json`` and ``out/results.md``.
 
@@ -225,6 +233,9 @@ def run_experiment(
         arms: run only these arms (default all).
         folds: run only these cross-validation folds (default all; the results say which).
         reuse: keep trained arms, samples and matching evaluations found in ``out``.
+        merge_with: earlier results of this experiment (a committed ``results.json``, read
+            from ``merge_source``) whose other arms and real-only baselines are kept: the arms
+            run now evaluate only their synthetic protocols where those baselines exist.
 
     Returns:
         The results (also in ``results.json``).
@@ -244,6 +255,10 @@ def run_experiment(
     sizes = list(spec.quick_sizes if quick else spec.sizes)
     if not quick:
         _check_data_root(spec, Path(data_root))
+    if merge_with is not None:
+        scale_label = "quick (phantom smoke version)" if quick else scale
+        header = {"experiment": spec.name, "scale": scale_label, "seeds": n_seeds, "sizes": sizes}
+        check_mergeable(merge_with, header, merge_source)
     if not reuse:  # before any work, not when the loop reaches the arm
         for fold in folds:
             for arm in chosen:
@@ -262,6 +277,8 @@ def run_experiment(
             _baseline_arm(spec, configs, out / f"fold{fold}", sizes, n_seeds) if reuse else None
         )
         carrier = stored or chosen[0].name
+        if merge_with is not None and has_baselines(merge_with, fold):
+            carrier = None  # the merged results' real-only rows are this fold's baselines
         cascade_dirs: list[Path] = []  # arms of this fold with a mask stage, in order
         for arm in chosen:
             config = configs[arm.name]
@@ -279,11 +296,28 @@ def run_experiment(
             rows += [r for r in tagged_rows(metrics, arm.name, fold) if r["protocol"] in protocols]
             sets.append({"arm": arm.name, "fold": fold, **fidelity_privacy(metrics)})
             runs.append(_run_entry(arm, fold, config, run_dir, out, times, metrics))
+    wall_time_s = round(time.perf_counter() - start, 1)
+    names = [a.name for a in chosen]
+    if merge_with is not None:
+        rows = merged_entries(merge_with["rows"], rows, names, folds)
+        sets = merged_entries(merge_with["synthetic_sets"], sets, names, folds)
+        runs = merged_entries(merge_with["runs"], runs, names, folds)
     results = _results(
         spec, rows, sets, runs, scale, quick, n_seeds, sizes, Path(data_root), command
     )
     results["folds_run"] = folds
-    results["wall_time_s"] = round(time.perf_counter() - start, 1)
+    results["wall_time_s"] = wall_time_s
+    if merge_with is not None:
+        part = {
+            "command": command,
+            "date": results["date"],
+            "arms": names,
+            "folds": folds,
+            "wall_time_s": wall_time_s,
+        }
+        results["parts"] = merged_parts(merge_with, part)
+        results["folds_run"] = sorted({f for p in results["parts"] for f in p["folds"]})
+        results["wall_time_s"] = round(sum(p["wall_time_s"] or 0 for p in results["parts"]), 1)
     write_json(out / "results.json", results)
     write_text(out / "results.md", results_markdown(results))
     return results
