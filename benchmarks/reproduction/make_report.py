@@ -16,6 +16,7 @@ from pathlib import Path
 
 from synthmed.reproduce import list_experiments, read_experiment
 from synthmed.reproduce.markdown import fmt, results_markdown
+from synthmed.reproduce.summary import generator_comparison, is_diffusion_arm
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "REPRODUCTION.md"
@@ -37,6 +38,53 @@ def headline(all_results: dict[str, dict]) -> list[str]:
             lines.append(
                 f"| {name} | {c['text']} | {c['paper']} | {ours} | {c['verdict']} | {scale} |"
             )
+    return lines
+
+
+def _fd(results: dict, arm: str) -> float | None:
+    """The arm's encoder FD against the real training split (fold 0's synthetic set)."""
+    for entry in results.get("synthetic_sets", []):
+        if entry["arm"] == arm and entry["fold"] == 0:
+            return entry["fidelity"]["synthetic_vs_train"].get("fd")
+    return None
+
+
+def _heldout_fd(results: dict) -> float | None:
+    for entry in results.get("synthetic_sets", []):
+        if entry["fold"] == 0:
+            return entry["fidelity"]["heldout_vs_train"].get("fd")
+    return None
+
+
+def gan_vs_diffusion(all_results: dict[str, dict]) -> list[str]:
+    """The diffusion column: every cell of a diffusion arm beside the best GAN arm's."""
+    lines = [
+        "| experiment | protocol | size | best GAN arm | GAN | diffusion arm | diffusion "
+        "| diffusion - GAN [95% CI] (pairs) | better | FD GAN / diffusion / held-out |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    not_run = []
+    for name in list_experiments():
+        arms = [a.name for a in read_experiment(name).arms if is_diffusion_arm(a.name)]
+        results = all_results.get(name)
+        rows = generator_comparison(results["rows"], results["metric"]) if results else []
+        for arm in arms:
+            mine = [r for r in rows if r["diffusion_arm"] == arm]
+            if not mine:
+                not_run.append(f"`{name}` arm `{arm}`")
+            for r in mine:
+                fds = " / ".join(
+                    fmt(v, 1)
+                    for v in (_fd(results, r["gan_arm"]), _fd(results, arm), _heldout_fd(results))
+                )
+                lines.append(
+                    f"| {name} | {r['protocol']} | {r['size']} | {r['gan_arm']} | {fmt(r['gan'])} "
+                    f"| {arm} | {fmt(r['diffusion'])} | {fmt(r['mean_diff'])} "
+                    f"[{fmt(r['diff_ci_low'])}, {fmt(r['diff_ci_high'])}] ({r['n_pairs']}) "
+                    f"| {r['better']} | {fds} |"
+                )
+    if not_run:
+        lines += ["", "Diffusion arms not run yet: " + ", ".join(not_run) + "."]
     return lines
 
 
@@ -101,6 +149,17 @@ def main() -> None:
     ]
     if missing:
         parts += ["Not run yet: " + ", ".join(f"`{n}`" for n in missing) + ".", ""]
+    parts += [
+        "## GAN and diffusion arms side by side",
+        "",
+        "Each cell of a diffusion arm (issue #13) beside the GAN arm that scored best in the "
+        "same cell, paired on fold and seed; `better` names the one whose side the 95% "
+        "bootstrap CI of the difference lies on. FD is the domain encoder's, against the real "
+        "training split (fold 0); lower is closer.",
+        "",
+        *gan_vs_diffusion(found),
+        "",
+    ]
     if discussion.is_file():
         parts += [discussion.read_text().strip(), ""]
     for results in found.values():

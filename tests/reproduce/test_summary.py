@@ -13,6 +13,7 @@ from synthmed.reproduce.summary import (
     cell_table,
     claim_verdict,
     fidelity_privacy,
+    generator_comparison,
     tagged_rows,
 )
 
@@ -188,3 +189,26 @@ def test_markdown_has_claims_cells_and_sets():
     assert "| t | p |" in text and "holds" in text
     assert "| gan | synthetic-only | all |" in text and "baseline" in text
     assert "| gan | 0 |" in text and text.rstrip().endswith("A note.")
+
+
+def test_generator_comparison_pairs_diffusion_with_the_best_gan_of_each_cell():
+    rows = []
+    for seed in range(4):
+        jitter = 0.002 * seed
+        rows.append(_row(REAL_ARM, "real", 1, 0, seed, 0.5))
+        rows.append(_row("dcgan", "synthetic-only", 1, 0, seed, 0.30 + jitter))
+        rows.append(_row("wgan-gp-sn", "synthetic-only", 1, 0, seed, 0.40 + jitter))
+        rows.append(_row("diffusion-pairs", "synthetic-only", 1, 0, seed, 0.55 + 2 * jitter))
+        # in this cell the GAN is better, and only one GAN ran it
+        rows.append(_row("dcgan", "pretrain", "all", 0, seed, 0.60 + jitter))
+        rows.append(_row("diffusion-pairs", "pretrain", "all", 0, seed, 0.50 - jitter))
+    rows.append(_row("diffusion-pairs", "only-diffusion", 1, 0, 0, 0.5))  # no GAN: no entry
+    table = {(r["protocol"], r["size"]): r for r in generator_comparison(rows, "dice_mean")}
+    assert set(table) == {("synthetic-only", 1), ("pretrain", "all")}
+    cell = table["synthetic-only", 1]
+    assert cell["gan_arm"] == "wgan-gp-sn" and cell["n_pairs"] == 4
+    assert cell["mean_diff"] == pytest.approx(0.15 + 0.003)
+    assert cell["better"] == "diffusion"
+    other = table["pretrain", "all"]
+    assert other["gan_arm"] == "dcgan" and other["better"] == "GAN"
+    assert other["diffusion"] < other["gan"]

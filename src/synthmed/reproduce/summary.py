@@ -126,6 +126,66 @@ def claim_verdict(rows: Sequence[dict], claim: ClaimSpec, metric: str) -> dict:
     }
 
 
+def is_diffusion_arm(arm: str) -> bool:
+    """Arms are named by their generator; every diffusion arm has "diffusion" in its name."""
+    return "diffusion" in arm
+
+
+def _size(size: str) -> int | str:
+    return int(size) if size.isdigit() else size
+
+
+def generator_comparison(rows: Sequence[dict], metric: str) -> list[dict]:
+    """Each (protocol, size) cell of each diffusion arm beside the best GAN arm of that cell
+    (highest mean ``metric``), with the paired difference diffusion minus that GAN: the
+    GAN-vs-diffusion column of the reproduction report."""
+    arms = {r["arm"] for r in rows if r["arm"] != REAL_ARM}
+    gans = sorted(a for a in arms if not is_diffusion_arm(a))
+    out = []
+    for arm in sorted(arms - set(gans)):
+        cells = sorted({(r["protocol"], str(r["size"])) for r in rows if r["arm"] == arm})
+        for protocol, size in cells:
+            means = {}
+            for gan in gans:
+                values = [
+                    r.get(metric, math.nan) for r in _cell(rows, gan, protocol, size).values()
+                ]
+                if values and np.isfinite(values).any():
+                    means[gan] = float(np.nanmean(values))
+            if not means:
+                continue
+            best = max(means, key=means.__getitem__)
+            claim = ClaimSpec(
+                id="diffusion-vs-gan",
+                text="",
+                paper="",
+                arm=arm,
+                protocol=protocol,
+                size=_size(size),
+                versus_arm=best,
+                versus=protocol,
+            )
+            verdict = claim_verdict(rows, claim, metric)
+            better = {"holds": "diffusion", "reversed": "GAN"}.get(verdict["verdict"])
+            out.append(
+                {
+                    "diffusion_arm": arm,
+                    "gan_arm": best,
+                    "protocol": protocol,
+                    "size": _size(size),
+                    "metric": metric,
+                    "diffusion": verdict["ours"],
+                    "gan": verdict["ours_versus"],
+                    "mean_diff": verdict["mean_diff"],
+                    "diff_ci_low": verdict["diff_ci_low"],
+                    "diff_ci_high": verdict["diff_ci_high"],
+                    "n_pairs": verdict["n_pairs"],
+                    "better": better or "neither (CI spans 0)",
+                }
+            )
+    return out
+
+
 def _get(tree: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(tree, dict):
