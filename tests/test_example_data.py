@@ -23,6 +23,11 @@ PAIRS = [
     ("lgg_flair_anatomy.yaml", "platscher2021-spade", "lgg_flair"),
     ("busi.yaml", "fridadar2018-dcgan-per-class", "busi_256"),
     ("breastmnist.yaml", "fridadar2018-acgan", "breastmnist"),
+    # the diffusion presets' worked examples (README "Diffusion generators")
+    ("drive_patches.yaml", "diffusion-pairs", "drive"),
+    ("drive_whole.yaml", "diffusion-dual", "drive"),
+    ("lgg_flair_anatomy.yaml", "diffusion-mask-to-image", "lgg_flair"),
+    ("busi.yaml", "diffusion-class", "busi_256"),
 ]
 
 
