@@ -56,6 +56,20 @@ def _heldout_fd(results: dict) -> float | None:
     return None
 
 
+def _same_across_sizes(rows: list[dict]) -> list[dict]:
+    """One row for a protocol whose cells are the same at every size (synthetic-only uses no
+    real images, so its cells repeat per size), its sizes listed together."""
+    out: list[dict] = []
+    for r in rows:
+        key = (r["protocol"], r["gan_arm"], r["gan"], r["diffusion"], r["mean_diff"])
+        same = next((o for o in out if o["key"] == key), None)
+        if same is not None:
+            same["size"] = f"{same['size']}, {r['size']}"
+        else:
+            out.append({**r, "key": key})
+    return out
+
+
 def gan_vs_diffusion(all_results: dict[str, dict]) -> list[str]:
     """The diffusion column: every cell of a diffusion arm beside the best GAN arm's."""
     lines = [
@@ -69,7 +83,7 @@ def gan_vs_diffusion(all_results: dict[str, dict]) -> list[str]:
         results = all_results.get(name)
         rows = generator_comparison(results["rows"], results["metric"]) if results else []
         for arm in arms:
-            mine = [r for r in rows if r["diffusion_arm"] == arm]
+            mine = _same_across_sizes([r for r in rows if r["diffusion_arm"] == arm])
             if not mine:
                 not_run.append(f"`{name}` arm `{arm}`")
             for r in mine:
