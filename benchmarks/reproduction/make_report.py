@@ -41,18 +41,13 @@ def headline(all_results: dict[str, dict]) -> list[str]:
     return lines
 
 
-def _fd(results: dict, arm: str) -> float | None:
-    """The arm's encoder FD against the real training split (fold 0's synthetic set)."""
+def _fd(results: dict, arm: str | None) -> float | None:
+    """Encoder FD against the real training split on fold 0: the arm's synthetic set, or with
+    ``arm=None`` the held-out real images (the same reference in every set of the fold)."""
     for entry in results.get("synthetic_sets", []):
-        if entry["arm"] == arm and entry["fold"] == 0:
-            return entry["fidelity"]["synthetic_vs_train"].get("fd")
-    return None
-
-
-def _heldout_fd(results: dict) -> float | None:
-    for entry in results.get("synthetic_sets", []):
-        if entry["fold"] == 0:
-            return entry["fidelity"]["heldout_vs_train"].get("fd")
+        if entry["fold"] == 0 and arm in (None, entry["arm"]):
+            side = "synthetic_vs_train" if arm else "heldout_vs_train"
+            return entry["fidelity"][side].get("fd")
     return None
 
 
@@ -89,7 +84,7 @@ def gan_vs_diffusion(all_results: dict[str, dict]) -> list[str]:
             for r in mine:
                 fds = " / ".join(
                     fmt(v, 1)
-                    for v in (_fd(results, r["gan_arm"]), _fd(results, arm), _heldout_fd(results))
+                    for v in (_fd(results, r["gan_arm"]), _fd(results, arm), _fd(results, None))
                 )
                 lines.append(
                     f"| {name} | {r['protocol']} | {r['size']} | {r['gan_arm']} | {fmt(r['gan'])} "

@@ -38,8 +38,8 @@ def merged_entries(
 ) -> list[dict]:
     """Base entries (rows, synthetic sets or runs) of the arms and folds not run now, then
     the new ones; a re-run arm replaces its earlier entries of those folds."""
-    rerun = set(arms)
-    keep = [e for e in base if not (e["arm"] in rerun and e["fold"] in set(folds))]
+    rerun, refolded = set(arms), set(folds)
+    keep = [e for e in base if not (e["arm"] in rerun and e["fold"] in refolded)]
     return [*keep, *new]
 
 

@@ -256,8 +256,12 @@ def run_experiment(
     if not quick:
         _check_data_root(spec, Path(data_root))
     if merge_with is not None:
-        scale_label = "quick (phantom smoke version)" if quick else scale
-        header = {"experiment": spec.name, "scale": scale_label, "seeds": n_seeds, "sizes": sizes}
+        header = {
+            "experiment": spec.name,
+            "scale": _scale_label(scale, quick),
+            "seeds": n_seeds,
+            "sizes": sizes,
+        }
         check_mergeable(merge_with, header, merge_source)
     if not reuse:  # before any work, not when the loop reaches the arm
         for fold in folds:
@@ -358,6 +362,11 @@ def _run_entry(arm, fold, config: RunConfig, run_dir, out, times, metrics) -> di
     }
 
 
+def _scale_label(scale: str, quick: bool) -> str:
+    """The scale as results.json states it (and as --merge compares it)."""
+    return "quick (phantom smoke version)" if quick else scale
+
+
 def _results(spec, rows, sets, runs, scale, quick, n_seeds, sizes, data_root, command) -> dict:
     task = rows[0]["task"] if rows else "segmentation"
     metrics = task_metrics(task)
@@ -368,7 +377,7 @@ def _results(spec, rows, sets, runs, scale, quick, n_seeds, sizes, data_root, co
         "paper": spec.paper,
         "task": task,
         "metric": metric,
-        "scale": "quick (phantom smoke version)" if quick else scale,
+        "scale": _scale_label(scale, quick),
         "scale_note": spec.scales[scale].note,
         "data": "built-in phantoms" if quick else spec.data,
         "data_root": None if quick else str(data_root.resolve()),
