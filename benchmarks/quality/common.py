@@ -71,6 +71,13 @@ def seed_metrics(metrics: dict, metric: str = "dice_mean") -> dict:
         **near_copy_verdict(audit, priv),
         # every protocol the task ran (real+classic-aug, real+synthetic:R, ...), same metric
         **{f"arm:{name}": arm[metric] for name, arm in arms.items()},
+        # where each protocol's model selection landed (the step of the weights kept): a
+        # best step at the first validations flags a network stopped before it learnt
+        **{
+            f"best_step:{row['protocol']}": row["history"][-1]["best_step"]
+            for row in metrics["utility"][task].get("rows", [])
+            if row.get("history") and row["size"] == "all"
+        },
     }
 
 
@@ -253,6 +260,23 @@ def _arm_lines(rows: list[dict]) -> list[str]:
     return out
 
 
+def _selection_lines(rows: list[dict]) -> list[str]:
+    """Per seed, the step whose weights each protocol's downstream model kept (recorded
+    since 2026-12-04): a step at the first validations means it stopped before learning."""
+    out = []
+    for row in rows:
+        keys = sorted({k for p in row["per_seed"] for k in p if k.startswith("best_step:")})
+        if keys:
+            steps = "; ".join(
+                k.split(":", 1)[1] + " " + "/".join(str(p.get(k, "-")) for p in row["per_seed"])
+                for k in keys
+            )
+            out.append(f"- {row['variant']} (seeds {row['seeds']}): {steps}")
+    if out:
+        out = ["", "Step of the weights each downstream model kept, per seed:", "", *out]
+    return out
+
+
 def render(task: str) -> Path:
     """Rewrite ``results/<task>.md`` from its JSON."""
     payload = json.loads((RESULTS / f"{task}.json").read_text())
@@ -293,6 +317,7 @@ def markdown(payload: dict) -> str:
     lines += _paired_lines(payload["rows"])
     lines += _arm_lines(payload["rows"])
     lines += _near_copy_lines(payload["rows"])
+    lines += _selection_lines(payload["rows"])
     notes = [f"- {row['variant']}: {row['note']}" for row in payload["rows"] if row.get("note")]
     if notes:
         lines += ["", *notes]

@@ -4,6 +4,8 @@ seeds; the real data and their split stay the same), train -> sample -> evaluate
     python benchmarks/quality/demo.py --variant before --seeds 0 1 2 3 4
     python benchmarks/quality/demo.py --preset demo-gan --variant "EMA, 1800 steps"
     python benchmarks/quality/demo.py --task drive --variant budget20m --set train.budget=20m
+    # same generators, evaluated again with another evaluate.* setting (no retraining)
+    python benchmarks/quality/demo.py --task lgg5 ... --reuse --set evaluate.utility.min_steps=400
 
 Tasks: ``demo`` (the `synthmed demo` run on built-in fundus phantoms), ``drive`` (Kossen's
 WGAN-GP-SN on DRIVE patches, examples/drive_wgan_gp_sn_quick.yaml at --quick scale; needs
@@ -29,6 +31,7 @@ from common import aggregate, row_header, save_row, seed_metrics  # noqa: E402
 
 from synthmed import api  # noqa: E402
 from synthmed.config import load_run_config, resolve_config  # noqa: E402
+from synthmed.config.loading import absolutize_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,10 +96,41 @@ def task_config(task: str, overrides: list[str], preset: str = "demo"):
     raise SystemExit(f"unknown task '{task}' ({', '.join(TASKS)})")
 
 
-def run_seed(task: str, seed: int, overrides: list[str], work: Path, preset: str) -> dict:
+def reusable(run_dir: Path, config, base: Path | None) -> bool:
+    """True when ``run_dir`` holds a finished training and synthetic set made with ``config``
+    in everything but its ``evaluate`` section: evaluation reads only the run folder, that
+    section and the seed, so evaluating it again gives what a full run would."""
+    done = [run_dir / "train_summary.json", run_dir / "synthetic" / "manifest.csv"]
+    if not all(p.is_file() for p in done):
+        return False
+    saved = api.load_run_config(run_dir).model_dump(exclude={"evaluate"})
+    return saved == absolutize_paths(config, base).model_dump(exclude={"evaluate"})
+
+
+def run_seed(
+    task: str,
+    seed: int,
+    overrides: list[str],
+    work: Path,
+    preset: str,
+    reuse_train_s: dict[int, float] | None = None,
+) -> dict:
+    """One seed's metrics; ``reuse_train_s`` (``--reuse``): a matching run folder in ``work``
+    is only evaluated again (its train_s from this map, else its train_summary)."""
     seeded = [f"train.seed={seed}", f"sample.seed={seed}", f"evaluate.utility.seeds=[{seed}]"]
     config, base = task_config(task, seeded + overrides, preset)
     run_dir = work / f"seed_{seed}"
+    if reuse_train_s is not None and reusable(run_dir, config, base):
+        t0 = time.perf_counter()
+        metrics = api.evaluate(run_dir, quiet=True, settings=config.evaluate)
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+        train_s = reuse_train_s.get(seed, summary["seconds_this_process"])
+        row = seed_metrics(metrics, TASK_METRIC.get(task, "dice_mean"))
+        evaluate_s = time.perf_counter() - t0
+        row.update(seed=seed, train_s=train_s, total_s=train_s + evaluate_s)
+        return row
+    if reuse_train_s is not None:
+        print(f"seed {seed}: no matching run in {run_dir}, training it", flush=True)
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
     api.train(config, run_dir, base_dir=base, quiet=True)
@@ -135,6 +169,14 @@ def earlier_seeds(
     return keep, parts
 
 
+def committed_train_s(task: str, variant: str) -> dict[int, float]:
+    """Training wall time per seed of the committed row ``variant`` (for ``--reuse``)."""
+    path = ROOT / "benchmarks" / "quality" / "results" / f"{task}.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    row = next((r for r in rows if r["variant"] == variant), {"per_seed": []})
+    return {r["seed"]: r["train_s"] for r in row["per_seed"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="demo", choices=TASKS)
@@ -153,6 +195,13 @@ def main() -> None:
         help="add these seeds to the committed row of this --variant (same overrides) "
         "instead of replacing it; the row keeps each part's command, commit and date",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate again each seed's run in --work trained with the same settings but "
+        "evaluate.* (e.g. a new --set evaluate.utility.min_steps) instead of training it; "
+        "train s stays that of the committed row's seed (total s = it + the new evaluation)",
+    )
     args = parser.parse_args()
     default_preset = {
         "busi": "fridadar2018-dcgan-per-class",
@@ -168,8 +217,11 @@ def main() -> None:
     per_seed, parts = [], []
     if args.extend:
         per_seed, parts = earlier_seeds(args.task, args.variant, args.overrides, args.seeds)
+    reuse_train_s = committed_train_s(args.task, args.variant) if args.reuse else None
     for seed in args.seeds:
-        per_seed.append(run_seed(args.task, seed, args.overrides, work / args.variant, preset))
+        per_seed.append(
+            run_seed(args.task, seed, args.overrides, work / args.variant, preset, reuse_train_s)
+        )
         print(per_seed[-1], flush=True)
         # Saved after every seed (the row is replaced), so an interrupted multi-hour run
         # keeps the seeds it finished; the row's seed list says how many that was.

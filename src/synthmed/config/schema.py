@@ -492,6 +492,9 @@ class UtilityConfig(Strict):
     protocols: list[str] = ["real", "synthetic-only"]
     sizes: list[int | Literal["all"]] = ["all"]
     patience: int = Field(5, ge=1, description="validations without improvement before stopping")
+    min_steps: int | None = Field(
+        None, ge=1, description="no early stop before this step (rare lesions: see loop.py)"
+    )
     augment: ClassicAugConfig = ClassicAugConfig()
 
     @model_validator(mode="after")

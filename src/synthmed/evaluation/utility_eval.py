@@ -321,9 +321,10 @@ def _statistics(rows: list[dict], task: str, has_baseline: bool) -> dict[str, An
 
 def _note(task: str, cfg: UtilityConfig, n_seeds: int) -> str:
     model = f"U-Net {list(cfg.channels)}" if task == "segmentation" else "CNN classifier"
+    floor = f", not before step {cfg.min_steps}" if cfg.min_steps else ""
     return (
         f"{model}, at most {cfg.steps} steps (batch {cfg.batch_size}, lr {cfg.lr:g}); weights "
         f"chosen and training stopped early (patience {cfg.patience} validations every "
-        f"{cfg.val_every} steps) on the real validation split; each model scored once on the "
+        f"{cfg.val_every} steps{floor}) on the real validation split; each model scored once on the "
         f"real test split; {n_seeds} seed(s) per cell."
     )

@@ -54,3 +54,22 @@ def test_without_validation_all_steps_run_and_last_weights_stay() -> None:
     hist = fit(model, x, y, nn.CrossEntropyLoss(), None, opts, torch.Generator().manual_seed(0))
     assert hist["steps_run"] == 7 and hist["val_curve"] == [] and math.isnan(hist["best_val"])
     assert math.isfinite(hist["final_train_loss"])
+
+
+def test_min_steps_carries_training_through_an_early_dip() -> None:
+    """The LGG failure: a first guess scores best, the next validations dip (the U-Net
+    predicts only background), the lesion is learnt later. Patience alone stops in the dip
+    and keeps the guess; with min_steps training goes on and keeps the later, better weights."""
+    scores = [0.15, 0.0, 0.0, 0.0, 0.6, 0.7, 0.65, 0.6, 0.6, 0.6]
+    model, x, y = _toy()
+    opts = FitOptions(steps=50, batch_size=4, lr=0.1, val_every=5, patience=3)
+    hist = fit(model, x, y, nn.CrossEntropyLoss(), _scripted(scores, []), opts,
+               torch.Generator().manual_seed(0))  # fmt: skip
+    assert hist["steps_run"] == 20 and hist["best_step"] == 5 and hist["best_val"] == 0.15
+    model, x, y = _toy()
+    floor = FitOptions(steps=50, batch_size=4, lr=0.1, val_every=5, patience=3, min_steps=25)
+    hist = fit(model, x, y, nn.CrossEntropyLoss(), _scripted(scores, []), floor,
+               torch.Generator().manual_seed(0))  # fmt: skip
+    # past step 25 patience counts as before: 0.7 at step 30, then three without a better one
+    assert hist["steps_run"] == 45 and hist["stopped_early"]
+    assert hist["best_step"] == 30 and hist["best_val"] == 0.7

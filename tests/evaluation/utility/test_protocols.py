@@ -153,3 +153,19 @@ def test_classic_aug_options_reach_the_training_loop(squares) -> None:
     assert on["history"][0]["final_train_loss"] != pytest.approx(loss, rel=1e-6)
     settings = Settings.from_config(UtilityConfig(augment={"flip": "left-right"}), 2)
     assert settings.augment == ClassicAugConfig(flip="left-right")
+
+
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_min_steps_from_the_config_reaches_both_trainers(task, discs, squares) -> None:
+    """evaluate.utility.min_steps holds off early stopping in the U-Net and the classifier:
+    with lr 1e-9 the validation score never moves, so patience 1 alone stops at step 2."""
+    cfg = UtilityConfig(steps=9, batch_size=2, lr=1e-9, val_every=1, channels=[4, 8])
+    real = discs(4, 0) if task == "segmentation" else squares(4, 0)
+    held = (discs(2, 1), discs(2, 2)) if task == "segmentation" else (squares(4, 1), squares(4, 2))
+    runs = {}
+    for floor in (None, 6):
+        config = cfg.model_copy(update={"min_steps": floor})
+        settings = Settings.from_config(config, 2, patience=1)
+        out = run_protocol(task, "real", real, None, *held, settings, seed=0)
+        runs[floor] = out["history"][0]["steps_run"]
+    assert runs == {None: 2, 6: 6}

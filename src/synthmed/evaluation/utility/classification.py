@@ -249,6 +249,7 @@ def train_classifier(
     model: nn.Module | None = None,
     model_kwargs: dict | None = None,
     quiet: bool = True,
+    min_steps: int | None = None,
 ) -> tuple[nn.Module, dict[str, object]]:
     """Train a classifier with cross-entropy; keep the weights best in validation balanced
     accuracy and stop after ``patience`` validations without improvement.
@@ -261,6 +262,7 @@ def train_classifier(
             say (default: every flip and quarter turn, strength 1).
         model: start from this network (fine-tuning) instead of building ``name``.
         model_kwargs: extra constructor arguments (``widths``, ``dense``, ...).
+        min_steps: no early stop before this step.
 
     Returns:
         The model (in evaluation mode) and the fit history (``best_val`` = balanced accuracy).
@@ -294,7 +296,7 @@ def train_classifier(
         torch.as_tensor(train.classes, dtype=torch.long),
         nn.CrossEntropyLoss(),
         validate if has_val else None,
-        FitOptions(steps, batch_size, lr, val_every, patience),
+        FitOptions(steps, batch_size, lr, val_every, patience, min_steps),
         torch.Generator().manual_seed(seed),
         device,
         aug if augment else None,

@@ -3,7 +3,9 @@
 Random batches from an in-memory tensor, optional on-the-fly augmentation, fused Adam, and
 model selection with early stopping on a REAL validation score: the weights kept are those
 with the best validation score, and training stops once that score has not improved for
-``patience`` validations (so arms with little data do not burn the full step budget).
+``patience`` validations (so arms with little data do not burn the full step budget), but
+never before ``min_steps``: a segmenter of rare lesions often scores its best early guess
+before it first predicts only background, and stopping in that dip keeps the guess.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class FitOptions:
         lr: Adam learning rate.
         val_every: steps between validations (the last step is always validated).
         patience: validations without improvement before stopping; None never stops early.
+        min_steps: no early stop before this step (None: from the first validation).
     """
 
     steps: int
@@ -39,6 +42,7 @@ class FitOptions:
     lr: float
     val_every: int
     patience: int | None = DEFAULT_PATIENCE
+    min_steps: int | None = None
 
 
 def make_adam(model: nn.Module, lr: float, device: str | torch.device) -> torch.optim.Adam:
@@ -110,7 +114,7 @@ def fit(
             if validate is not None and (step % opts.val_every == 0 or step == opts.steps):
                 score = float(validate(model))
                 bar.advance(0, f"val {score:.3f}")
-                if keeper.update(model, step, score):
+                if keeper.update(model, step, score) and step >= (opts.min_steps or 0):
                     break
     if keeper.state is not None:
         model.load_state_dict(keeper.state)

@@ -60,6 +60,7 @@ class Settings:
     lr: float = 1e-3
     val_every: int = 50
     patience: int | None = DEFAULT_PATIENCE
+    min_steps: int | None = None
     channels: tuple[int, ...] = (16, 32, 64)
     classifier: str = "fridadar_cnn"
     classifier_kwargs: dict | None = None
@@ -76,6 +77,7 @@ class Settings:
             "batch_size": cfg.batch_size,
             "lr": cfg.lr,
             "val_every": cfg.val_every,
+            "min_steps": cfg.min_steps,
             "channels": tuple(cfg.channels),
             "augment": cfg.augment,
         }
@@ -244,6 +246,7 @@ def _train(task: Task, stage: Stage, val, settings: Settings, seed: int, device,
             desc=f"u-net {stage.name}",
             quiet=quiet,
             patience=settings.patience,
+            min_steps=settings.min_steps,
             augment="classic" if stage.augment else "none",
             model=model,
         )
@@ -264,6 +267,7 @@ def _train(task: Task, stage: Stage, val, settings: Settings, seed: int, device,
         model=model,
         model_kwargs=settings.classifier_kwargs,
         quiet=quiet,
+        min_steps=settings.min_steps,
     )
 
 

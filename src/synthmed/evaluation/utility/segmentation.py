@@ -152,6 +152,7 @@ def train_segmenter(
     quiet: bool = False,
     patience: int | None = DEFAULT_PATIENCE,
     augment: AugmentMode = "flip",
+    min_steps: int | None = None,
     model: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, dict[str, object]]:
     """Train a U-Net with Dice+CE on random batches; keep the weights best on real validation.
@@ -164,6 +165,7 @@ def train_segmenter(
             ``augment`` (the classic-aug options) of any object with these attributes, e.g.
             :class:`~synthmed.evaluation.utility.protocols.Settings`.
         patience: validations without a better Dice before stopping; None trains all steps.
+        min_steps: no early stop before this step.
         augment: ``flip`` (the historical default, cheap), ``classic`` (augment.py) or ``none``.
         model: start from this network (fine-tuning) instead of a fresh U-Net.
 
@@ -183,7 +185,7 @@ def train_segmenter(
     def validate(net: torch.nn.Module) -> float:
         return float(score_items(net, val_items, num_classes, roi, device)["dice_mean"])
 
-    opts = FitOptions(cfg.steps, cfg.batch_size, cfg.lr, cfg.val_every, patience)
+    opts = FitOptions(cfg.steps, cfg.batch_size, cfg.lr, cfg.val_every, patience, min_steps)
     history = fit(
         model,
         torch.as_tensor(train.images, dtype=torch.float32),
