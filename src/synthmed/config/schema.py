@@ -495,6 +495,9 @@ class UtilityConfig(Strict):
     min_steps: int | None = Field(
         None, ge=1, description="no early stop before this step (rare lesions: see loop.py)"
     )
+    foreground_fraction: float = Field(
+        0.0, ge=0, le=1, description="segmentation: share of each batch from labelled rows"
+    )
     augment: ClassicAugConfig = ClassicAugConfig()
 
     @model_validator(mode="after")

@@ -322,6 +322,8 @@ def _statistics(rows: list[dict], task: str, has_baseline: bool) -> dict[str, An
 def _note(task: str, cfg: UtilityConfig, n_seeds: int) -> str:
     model = f"U-Net {list(cfg.channels)}" if task == "segmentation" else "CNN classifier"
     floor = f", not before step {cfg.min_steps}" if cfg.min_steps else ""
+    if task == "segmentation" and cfg.foreground_fraction:
+        model += f" ({cfg.foreground_fraction:g} of each batch from slices with a label)"
     return (
         f"{model}, at most {cfg.steps} steps (batch {cfg.batch_size}, lr {cfg.lr:g}); weights "
         f"chosen and training stopped early (patience {cfg.patience} validations every "

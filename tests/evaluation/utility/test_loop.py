@@ -73,3 +73,24 @@ def test_min_steps_carries_training_through_an_early_dip() -> None:
     # past step 25 patience counts as before: 0.7 at step 30, then three without a better one
     assert hist["steps_run"] == 45 and hist["stopped_early"]
     assert hist["best_step"] == 30 and hist["best_val"] == 0.7
+
+
+def test_draw_batch_forces_foreground_rows_and_keeps_uniform_draws_at_zero() -> None:
+    from synthmed.evaluation.utility.loop import draw_batch
+
+    fg = torch.zeros(100, dtype=torch.bool)
+    fg[[3, 70]] = True  # two rare lesion rows in a hundred
+    plain = FitOptions(steps=1, batch_size=8, lr=0.1, val_every=1)
+    # fraction 0: exactly the uniform draws of before (committed results stay reproducible)
+    a = draw_batch(100, plain, torch.Generator().manual_seed(4), fg)
+    assert torch.equal(a, torch.randint(100, (8,), generator=torch.Generator().manual_seed(4)))
+    half = FitOptions(steps=1, batch_size=8, lr=0.1, val_every=1, foreground_fraction=0.5)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        idx = draw_batch(100, half, gen, fg)
+        assert len(idx) == 8 and fg[idx[:4]].all()
+    # no labelled row at all: uniform, not an error
+    none = draw_batch(
+        100, half, torch.Generator().manual_seed(1), torch.zeros(100, dtype=torch.bool)
+    )
+    assert len(none) == 8

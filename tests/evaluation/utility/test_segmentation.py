@@ -73,3 +73,28 @@ def test_train_segmenter_keeps_its_api_and_stops_early(discs) -> None:
     assert hist["best_val_dice"] == hist["best_val"] and len(hist["val_curve"]) == 3
     scores = score_items(model, val, 2, (16, 16), "cpu")
     assert scores["dice_mean"] == hist["best_val_dice"]
+
+
+def test_foreground_fraction_reaches_the_batches(discs, monkeypatch) -> None:
+    """evaluate.utility.foreground_fraction: train_segmenter tells fit which rows hold a
+    label, and fit puts that share of each batch on them."""
+    from synthmed.evaluation.utility import segmentation
+
+    train = discs(6, 0)
+    train.labels[:4] = 0  # only rows 4 and 5 keep their disc
+    seen = []
+    real_fit = segmentation.fit
+
+    def spy(*args, **kwargs):
+        seen.append(args[11] if len(args) > 11 else kwargs.get("foreground"))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(segmentation, "fit", spy)
+    cfg = UtilityConfig(channels=[4, 8], steps=2, batch_size=4, foreground_fraction=0.5)
+    train_segmenter(SegmentationData(train.images, train.labels), [], cfg, 2, 0, "cpu", "u", True)
+    assert seen[0].tolist() == [False] * 4 + [True] * 2
+    train_segmenter(
+        SegmentationData(train.images, train.labels), [], UtilityConfig(channels=[4, 8], steps=2),
+        2, 0, "cpu", "u", True,
+    )  # fmt: skip
+    assert seen[1] is None  # fraction 0: no flags, the uniform draws of before

@@ -35,6 +35,8 @@ class FitOptions:
         val_every: steps between validations (the last step is always validated).
         patience: validations without improvement before stopping; None never stops early.
         min_steps: no early stop before this step (None: from the first validation).
+        foreground_fraction: share of every batch drawn from the rows ``fit`` is told hold
+            foreground (nnU-Net forces a third): the rest, and every row when 0, uniformly.
     """
 
     steps: int
@@ -43,6 +45,22 @@ class FitOptions:
     val_every: int
     patience: int | None = DEFAULT_PATIENCE
     min_steps: int | None = None
+    foreground_fraction: float = 0.0
+
+
+def draw_batch(
+    n_rows: int, opts: FitOptions, rng: torch.Generator, foreground: torch.Tensor | None
+) -> torch.Tensor:
+    """Row indices of one batch, with replacement. ``foreground`` (bool per row): the first
+    ``round(foreground_fraction * batch_size)`` indices come from its True rows, so rare
+    lesions are in every batch and a segmenter does not settle on predicting background
+    (uniform draws alone, as before, when the fraction is 0 or no row has foreground)."""
+    n_fg = round(opts.foreground_fraction * opts.batch_size)
+    rows = foreground.nonzero().flatten() if foreground is not None and n_fg else None
+    if rows is None or len(rows) == 0:
+        return torch.randint(n_rows, (opts.batch_size,), generator=rng)
+    forced = rows[torch.randint(len(rows), (n_fg,), generator=rng)]
+    return torch.cat([forced, torch.randint(n_rows, (opts.batch_size - n_fg,), generator=rng)])
 
 
 def make_adam(model: nn.Module, lr: float, device: str | torch.device) -> torch.optim.Adam:
@@ -83,6 +101,7 @@ def fit(
     augment: Augment | None = None,
     desc: str = "fit",
     quiet: bool = True,
+    foreground: torch.Tensor | None = None,
 ) -> dict[str, object]:
     """Train ``model`` in place and load the weights best on validation.
 
@@ -92,6 +111,7 @@ def fit(
         validate: higher is better; NaN counts as "no improvement". None: no model
             selection, all steps run and the last weights are kept.
         rng: the only source of batch and augmentation randomness.
+        foreground: (N,) bool, rows with foreground, for ``opts.foreground_fraction``.
 
     Returns:
         History: ``steps_run``, ``stopped_early``, ``best_step``, ``best_val``,
@@ -102,7 +122,7 @@ def fit(
     with stage(desc, opts.steps, quiet) as bar:
         for step in range(1, opts.steps + 1):
             model.train()
-            idx = torch.randint(len(inputs), (opts.batch_size,), generator=rng)
+            idx = draw_batch(len(inputs), opts, rng, foreground)
             x, y = inputs[idx], targets[idx]
             if augment is not None:
                 x, y = augment(x, y, rng)

@@ -61,6 +61,7 @@ class Settings:
     val_every: int = 50
     patience: int | None = DEFAULT_PATIENCE
     min_steps: int | None = None
+    foreground_fraction: float = 0.0
     channels: tuple[int, ...] = (16, 32, 64)
     classifier: str = "fridadar_cnn"
     classifier_kwargs: dict | None = None
@@ -78,6 +79,7 @@ class Settings:
             "lr": cfg.lr,
             "val_every": cfg.val_every,
             "min_steps": cfg.min_steps,
+            "foreground_fraction": cfg.foreground_fraction,
             "channels": tuple(cfg.channels),
             "augment": cfg.augment,
         }

@@ -162,7 +162,9 @@ def train_segmenter(
         val_items: real validation images, scored whole (sliding window); empty means no
             model selection (the last weights are kept).
         cfg: ``channels``, ``steps``, ``batch_size``, ``lr``, ``val_every`` and optionally
-            ``augment`` (the classic-aug options) of any object with these attributes, e.g.
+            ``augment`` (the classic-aug options) and ``foreground_fraction`` (share of each
+            batch from slices with a label, see ``loop.draw_batch``) of any object with
+            these attributes, e.g.
             :class:`~synthmed.evaluation.utility.protocols.Settings`.
         patience: validations without a better Dice before stopping; None trains all steps.
         min_steps: no early stop before this step.
@@ -185,11 +187,15 @@ def train_segmenter(
     def validate(net: torch.nn.Module) -> float:
         return float(score_items(net, val_items, num_classes, roi, device)["dice_mean"])
 
-    opts = FitOptions(cfg.steps, cfg.batch_size, cfg.lr, cfg.val_every, patience, min_steps)
+    fraction = float(getattr(cfg, "foreground_fraction", 0.0) or 0.0)
+    opts = FitOptions(
+        cfg.steps, cfg.batch_size, cfg.lr, cfg.val_every, patience, min_steps, fraction
+    )
+    labels = torch.as_tensor(train.labels).long()
     history = fit(
         model,
         torch.as_tensor(train.images, dtype=torch.float32),
-        torch.as_tensor(train.labels).long(),
+        labels,
         lambda logits, y: dice_ce(logits, y[:, None]),
         validate if val_items else None,
         opts,
@@ -198,5 +204,6 @@ def train_segmenter(
         _augmenter(augment, getattr(cfg, "augment", None) or ClassicAugConfig()),
         desc,
         quiet,
+        labels.flatten(1).gt(0).any(1) if fraction else None,
     )
     return model, {"best_val_dice": history["best_val"], **history}
