@@ -147,15 +147,20 @@ def run_seed(
 PART_KEYS = ("command", "code_commit", "date", "machine")
 
 
+def committed_row(task: str, variant: str) -> tuple[Path, dict | None]:
+    """The task's results file and its row ``variant`` (None when there is none)."""
+    path = ROOT / "benchmarks" / "quality" / "results" / f"{task}.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    return path, next((r for r in rows if r["variant"] == variant), None)
+
+
 def earlier_seeds(
     task: str, variant: str, overrides: list[str], seeds: list[int]
 ) -> tuple[list[dict], list[dict]]:
     """The committed row's per-seed results (those not re-run now) and its parts, for
     ``--extend``: refused when the row is missing or ran with other overrides, since seeds of
     two different settings must not be averaged as one row."""
-    path = ROOT / "benchmarks" / "quality" / "results" / f"{task}.json"
-    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-    row = next((r for r in rows if r["variant"] == variant), None)
+    path, row = committed_row(task, variant)
     if row is None:
         sys.exit(f"--extend: no committed row '{variant}' in {path}")
     if list(row.get("overrides", [])) != list(overrides):
@@ -171,9 +176,7 @@ def earlier_seeds(
 
 def committed_train_s(task: str, variant: str) -> dict[int, float]:
     """Training wall time per seed of the committed row ``variant`` (for ``--reuse``)."""
-    path = ROOT / "benchmarks" / "quality" / "results" / f"{task}.json"
-    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-    row = next((r for r in rows if r["variant"] == variant), {"per_seed": []})
+    row = committed_row(task, variant)[1] or {"per_seed": []}
     return {r["seed"]: r["train_s"] for r in row["per_seed"]}
 
 
